@@ -1,0 +1,436 @@
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"braid/internal/errs"
+)
+
+// Any skips the expected-version check of a Change.
+const Any int64 = -1
+
+// Change is what a command decides to append to one aggregate.
+type Change struct {
+	AggregateType string
+	AggregateID   string
+	// Expect is the version the aggregate must be at (0 for a new one), or Any.
+	Expect int64
+	Events []Pending
+}
+
+// Command is one unit of work for the writer. Decide runs on the writer's
+// goroutine inside the command's own SAVEPOINT, so what it reads is exactly
+// what it appends after; it returns the changes or a domain error.
+type Command struct {
+	ID     string // idempotency key (command_id); empty gets a random one
+	Actor  string
+	Decide func(ctx context.Context, tx *Tx) ([]Change, error)
+	// After, when set, runs in the same savepoint once the events are appended
+	// and projected, for writes that live outside the log on purpose
+	// (credentials). If it fails, the whole command rolls back.
+	After func(ctx context.Context, q Querier, appended []Event) error
+}
+
+// Result is what a command appended. Repeated is true when the command_id
+// had been seen before: Events are then the ones appended the first time.
+type Result struct {
+	Events   []Event
+	Repeated bool
+}
+
+// Head is the last position and hash of the log.
+type Head struct {
+	Position int64
+	Hash     [32]byte
+}
+
+// Tx is what Decide may read: the log and the read tables as they stand in
+// the writer's transaction.
+type Tx struct {
+	w   *Writer
+	now time.Time
+}
+
+// Now is the time of this command, read once from the writer's clock.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Q returns the writer's connection for lookups in read tables.
+func (tx *Tx) Q() Querier { return tx.w.conn }
+
+// Load returns the events of an aggregate with version > after, in order.
+func (tx *Tx) Load(ctx context.Context, aggType, aggID string, after int64) ([]Event, error) {
+	rows, err := tx.w.stLoad.QueryContext(ctx, aggType, aggID, after)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", aggType, aggID, err)
+	}
+	return scanEvents(rows)
+}
+
+// Last returns the version and hash of an aggregate's last event (0 and a
+// zero hash for an aggregate with no events).
+func (tx *Tx) Last(ctx context.Context, aggType, aggID string) (int64, [32]byte, error) {
+	var v int64
+	var h []byte
+	var out [32]byte
+	err := tx.w.stLast.QueryRowContext(ctx, aggType, aggID).Scan(&v, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, out, nil
+	}
+	if err != nil {
+		return 0, out, fmt.Errorf("last event of %s %s: %w", aggType, aggID, err)
+	}
+	copy(out[:], h)
+	return v, out, nil
+}
+
+type request struct {
+	cmd       *Command
+	exclusive func(ctx context.Context, q Querier) error
+	res       Result
+	err       error
+	done      chan struct{}
+}
+
+// WriterOptions tune the writer; zero values take defaults.
+type WriterOptions struct {
+	Clock    func() time.Time
+	Logger   *slog.Logger
+	MaxBatch int // commands per commit, default 256
+}
+
+// Writer owns the single write connection. One goroutine drains waiting
+// commands, runs each in its own SAVEPOINT, applies projections in the same
+// transaction and commits the batch once (group commit).
+type Writer struct {
+	db     *DB
+	reg    *Registry
+	clock  func() time.Time
+	log    *slog.Logger
+	max    int
+	conn   *sql.Conn
+	reqs   chan *request
+	closed bool
+	sendMu sync.RWMutex
+	stop   chan struct{}
+
+	headMu sync.RWMutex
+	head   Head // committed head, for readers
+	cur    Head // head inside the open transaction, writer goroutine only
+
+	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
+}
+
+// NewWriter loads the head, brings every projection up to it and starts the
+// writer goroutine.
+func NewWriter(ctx context.Context, db *DB, reg *Registry, opt WriterOptions) (*Writer, error) {
+	w := &Writer{db: db, reg: reg, clock: opt.Clock, log: opt.Logger, max: opt.MaxBatch,
+		reqs: make(chan *request, 1024), stop: make(chan struct{})}
+	if w.clock == nil {
+		w.clock = time.Now
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.max <= 0 {
+		w.max = 256
+	}
+	conn, err := db.Write.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writer connection: %w", err)
+	}
+	w.conn = conn
+	if err := w.prepare(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	h, err := ReadHead(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	w.head, w.cur = h, h
+	if err := w.catchUp(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	go w.loop()
+	return w, nil
+}
+
+func (w *Writer) prepare(ctx context.Context) error {
+	for _, s := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&w.stInsert, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.stLoad, `SELECT ` + eventColumns + ` FROM events WHERE aggregate_type = ? AND aggregate_id = ? AND version > ? ORDER BY version`},
+		{&w.stLast, `SELECT version, hash FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1`},
+		{&w.stByCommand, `SELECT ` + eventColumns + ` FROM events WHERE command_id = ? ORDER BY command_index`},
+		{&w.stVersion, `SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_type = ? AND aggregate_id = ?`},
+		{&w.stCheckpoint, `UPDATE projection_checkpoints SET position = ?`},
+	} {
+		st, err := w.conn.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return fmt.Errorf("prepare writer statement: %w", err)
+		}
+		*s.st = st
+	}
+	return nil
+}
+
+// ReadHead reads the last position and hash from the log.
+func ReadHead(ctx context.Context, q Querier) (Head, error) {
+	var h Head
+	var hb []byte
+	err := q.QueryRowContext(ctx, `SELECT position, hash FROM events ORDER BY position DESC LIMIT 1`).Scan(&h.Position, &hb)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Head{}, nil
+	}
+	if err != nil {
+		return Head{}, fmt.Errorf("read head: %w", err)
+	}
+	copy(h.Hash[:], hb)
+	return h, nil
+}
+
+// Head returns the committed head.
+func (w *Writer) Head() Head {
+	w.headMu.RLock()
+	defer w.headMu.RUnlock()
+	return w.head
+}
+
+// Do runs cmd and waits for its outcome. Once Do returns nil the events are
+// durable (committed with synchronous=FULL).
+func (w *Writer) Do(ctx context.Context, cmd Command) (Result, error) {
+	if cmd.ID == "" {
+		cmd.ID = NewID()
+	}
+	r := &request{cmd: &cmd, done: make(chan struct{})}
+	if err := w.send(ctx, r); err != nil {
+		return Result{}, err
+	}
+	return r.res, r.err
+}
+
+// Exclusive runs fn on the writer's connection inside the writer's
+// transaction, with no command running alongside. Replay uses it to swap
+// rebuilt tables in atomically.
+func (w *Writer) Exclusive(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
+	r := &request{exclusive: fn, done: make(chan struct{})}
+	if err := w.send(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+func (w *Writer) send(ctx context.Context, r *request) error {
+	w.sendMu.RLock()
+	if w.closed {
+		w.sendMu.RUnlock()
+		return errs.E(errs.Internal, "writer is closed")
+	}
+	select {
+	case w.reqs <- r:
+	case <-ctx.Done():
+		w.sendMu.RUnlock()
+		return ctx.Err()
+	}
+	w.sendMu.RUnlock()
+	<-r.done // the command runs to its end even if ctx ends meanwhile
+	return nil
+}
+
+// Close stops taking commands, finishes those already queued and closes
+// the write connection.
+func (w *Writer) Close() error {
+	w.sendMu.Lock()
+	if w.closed {
+		w.sendMu.Unlock()
+		return nil
+	}
+	w.closed = true
+	close(w.reqs)
+	w.sendMu.Unlock()
+	<-w.stop
+	for _, st := range []*sql.Stmt{w.stInsert, w.stLoad, w.stLast, w.stByCommand, w.stVersion, w.stCheckpoint} {
+		st.Close()
+	}
+	return w.conn.Close()
+}
+
+func (w *Writer) loop() {
+	defer close(w.stop)
+	batch := make([]*request, 0, w.max)
+	for r := range w.reqs {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < w.max {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		w.run(batch)
+	}
+}
+
+// run executes one batch in one transaction and answers every request.
+func (w *Writer) run(batch []*request) {
+	ctx := context.Background()
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		err = fmt.Errorf("begin: %w", err)
+		w.log.Error("writer", slog.Any("err", err))
+		for _, r := range batch {
+			r.err = err
+		}
+		return
+	}
+	start := w.cur
+	for _, r := range batch {
+		if r.exclusive != nil {
+			r.err = w.savepoint(ctx, func() error { return r.exclusive(ctx, w.conn) })
+			continue
+		}
+		r.res, r.err = w.one(ctx, r.cmd)
+	}
+	var err error
+	if w.cur.Position != start.Position {
+		if _, err = w.stCheckpoint.ExecContext(ctx, w.cur.Position); err != nil {
+			err = fmt.Errorf("record checkpoints: %w", err)
+		}
+	}
+	if err == nil {
+		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err != nil {
+		// Nothing in this batch is durable: say so to everyone.
+		w.log.Error("writer: batch rolled back", slog.Any("err", err), slog.Int("commands", len(batch)))
+		w.conn.ExecContext(ctx, "ROLLBACK")
+		w.cur = start
+		for _, r := range batch {
+			if r.err == nil {
+				r.res, r.err = Result{}, err
+			}
+		}
+		return
+	}
+	w.headMu.Lock()
+	w.head = w.cur
+	w.headMu.Unlock()
+}
+
+// savepoint runs fn in its own SAVEPOINT, rolling back to it on error.
+func (w *Writer) savepoint(ctx context.Context, fn func() error) error {
+	if _, err := w.conn.ExecContext(ctx, "SAVEPOINT cmd"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if err := fn(); err != nil {
+		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK TO cmd"); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rerr))
+		}
+		w.conn.ExecContext(ctx, "RELEASE cmd")
+		return err
+	}
+	if _, err := w.conn.ExecContext(ctx, "RELEASE cmd"); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
+}
+
+// one runs a single command inside its savepoint.
+func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
+	before := w.cur
+	var res Result
+	err := w.savepoint(ctx, func() error {
+		rows, err := w.stByCommand.QueryContext(ctx, cmd.ID)
+		if err != nil {
+			return fmt.Errorf("look up command %s: %w", cmd.ID, err)
+		}
+		prior, err := scanEvents(rows)
+		if err != nil {
+			return err
+		}
+		if len(prior) > 0 {
+			res = Result{Events: prior, Repeated: true}
+			return nil
+		}
+		tx := &Tx{w: w, now: w.clock().UTC()}
+		changes, err := cmd.Decide(ctx, tx)
+		if err != nil {
+			return err
+		}
+		at := tx.now.Format(TimeFormat)
+		idx := 0
+		for _, ch := range changes {
+			var v int64
+			if err := w.stVersion.QueryRowContext(ctx, ch.AggregateType, ch.AggregateID).Scan(&v); err != nil {
+				return fmt.Errorf("version of %s %s: %w", ch.AggregateType, ch.AggregateID, err)
+			}
+			if ch.Expect != Any && ch.Expect != v {
+				return &errs.Error{Code: errs.Conflict, Message: fmt.Sprintf("%s %s has changed since you loaded it (version %d, now %d)", ch.AggregateType, ch.AggregateID, ch.Expect, v)}
+			}
+			for _, p := range ch.Events {
+				if !w.reg.Known(p.Type) {
+					return fmt.Errorf("append: unregistered event type %q", p.Type)
+				}
+				v++
+				e := Event{Position: w.cur.Position + 1, AggregateType: ch.AggregateType, AggregateID: ch.AggregateID,
+					Version: v, Type: p.Type, Schema: p.Schema, Actor: cmd.Actor, OccurredAt: at,
+					CommandID: cmd.ID, Data: p.Data, ParentHash: w.cur.Hash}
+				e.Hash = e.ComputeHash()
+				if _, err := w.stInsert.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version,
+					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
+					return fmt.Errorf("append %s: %w", e.Type, err)
+				}
+				if err := w.reg.Apply(ctx, w.conn, &e); err != nil {
+					return err
+				}
+				w.cur = Head{Position: e.Position, Hash: e.Hash}
+				res.Events = append(res.Events, e)
+				idx++
+			}
+		}
+		if cmd.After != nil {
+			if err := cmd.After(ctx, w.conn, res.Events); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		w.cur = before
+		if errs.Code(err) == errs.Internal {
+			w.log.Error("command failed", slog.String("command_id", cmd.ID), slog.Any("err", err))
+		}
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// NewID returns a random 128-bit id in hex, for command ids.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
