@@ -16,6 +16,9 @@ type DB struct {
 	Path  string
 	Write *sql.DB // exactly one connection, owned by the Writer
 	Read  *sql.DB // WAL readers
+	// Aux may write tables that live outside the log on purpose (sessions);
+	// it waits its turn behind the writer's short transactions.
+	Aux *sql.DB
 }
 
 // DSN returns the modernc DSN for the write connection, with Braid's
@@ -72,12 +75,20 @@ func Open(ctx context.Context, path string, migrations fs.FS) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &DB{Path: path, Write: w, Read: r}, nil
+	a, err := sql.Open("sqlite", DSN(path))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	a.SetMaxOpenConns(2)
+	return &DB{Path: path, Write: w, Read: r, Aux: a}, nil
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
 	err1 := db.Read.Close()
+	db.Aux.Close()
 	err2 := db.Write.Close()
 	if err1 != nil {
 		return err1

@@ -1,0 +1,57 @@
+# Braid. `make test` is what CI runs (through .ci/run) on a fresh Debian machine.
+SHELL := /bin/bash
+GO ?= go
+
+.PHONY: run test deps check-format check-templ vet gotest generate assets bench bench-http build
+
+run:
+	$(GO) run ./cmd/web
+
+build:
+	CGO_ENABLED=0 $(GO) build -o web ./cmd/web
+
+# Install what the tests need when it is missing, then every check.
+test: deps check-format vet check-templ gotest
+
+deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing chromium (browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+	@if ! command -v openssl >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; \
+	fi
+	@if [ ! -x node_modules/.bin/anvil ]; then \
+		echo "installing npm packages (anvil for the anchoring tests)"; \
+		npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+	$(GO) mod download
+
+check-format:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Generated templ code is committed; regenerating must change nothing.
+check-templ:
+	$(GO) tool templ generate
+	@if [ -n "$$(git status --porcelain -- '*_templ.go')" ]; then \
+		echo "generated *_templ.go files are stale: run 'go tool templ generate' and commit"; \
+		git status --porcelain -- '*_templ.go'; exit 1; fi
+
+gotest:
+	$(GO) test -race -timeout 25m ./...
+
+generate:
+	$(GO) tool templ generate
+
+# Refresh the front-end assets in static/ from the pinned npm packages.
+assets:
+	npm install --no-audit --no-fund
+	cp node_modules/htmx.org/dist/htmx.min.js static/htmx.min.js
+	cp node_modules/@picocss/pico/css/pico.min.css static/pico.min.css
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/...

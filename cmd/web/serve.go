@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/sqlite3store"
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+
+	"braid/internal/web"
+	"braid/static"
+)
+
+func serve(ctx context.Context, e env, args []string) error {
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies]")
+	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
+	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+
+	a, err := openApp(ctx, *dbPath, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	sessions := scs.New()
+	sessions.Store = sqlite3store.NewWithCleanupInterval(a.db.Aux, 10*time.Minute)
+	sessions.Lifetime = 14 * 24 * time.Hour
+	sessions.IdleTimeout = 7 * 24 * time.Hour
+	sessions.Cookie.Name = "braid_session"
+	sessions.Cookie.HttpOnly = true
+	sessions.Cookie.SameSite = http.SameSiteLaxMode
+	sessions.Cookie.Secure = *secure
+
+	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log}
+	srv := newServer(w, *secure)
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fail(exitFailed, "listen on %s: %v", *addr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(e.stdout, "Braid is serving %s on %s\n", *dbPath, url)
+	log.Info("listening", slog.String("url", url), slog.String("db", *dbPath))
+
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fail(exitFailed, "serve: %v", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests, then draining the writer")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("shutdown", slog.Any("err", err))
+	}
+	return nil
+}
+
+func defaultAddr(getenv func(string) string) string {
+	if a := getenv("BRAID_ADDR"); a != "" {
+		return a
+	}
+	if p := getenv("PORT"); p != "" {
+		return "0.0.0.0:" + p
+	}
+	return "127.0.0.1:8080"
+}
+
+// newServer builds the echo server with its middleware and every route.
+func newServer(w *web.Env, secure bool) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = w.ErrorHandler
+	routes(e, w, secure)
+	return e
+}

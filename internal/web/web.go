@@ -1,0 +1,169 @@
+// Package web holds what every HTTP handler shares: the page frame, the
+// signed-in user, rendering, form helpers and the one place that maps error
+// codes to HTTP statuses. Feature packages (auth, tickets) build on it.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+	"braid/static"
+	"braid/templates"
+)
+
+// Env is what handlers share: built once in run, read-only afterwards.
+type Env struct {
+	DB       *events.DB
+	Writer   *events.Writer
+	Registry *events.Registry
+	Sessions *scs.SessionManager
+	Assets   *static.Assets
+	Log      *slog.Logger
+}
+
+// User is the signed-in person.
+type User struct {
+	ID          string // the username
+	DisplayName string
+}
+
+type userKey struct{}
+
+// WithUser returns ctx carrying the signed-in user.
+func WithUser(ctx context.Context, u User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
+
+// CurrentUser returns the signed-in user, if any.
+func CurrentUser(ctx context.Context) (User, bool) {
+	u, ok := ctx.Value(userKey{}).(User)
+	return u, ok
+}
+
+// CSRF returns the form token for this request.
+func CSRF(c echo.Context) string {
+	if t, ok := c.Get("csrf").(string); ok {
+		return t
+	}
+	return ""
+}
+
+// Page builds the frame for a page titled title.
+func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
+	ctx := c.Request().Context()
+	p := templates.Page{Title: title, CSRF: CSRF(c), Asset: env.Assets.URL, Nav: nav}
+	if u, ok := CurrentUser(ctx); ok {
+		p.User, p.UserName = u.ID, u.DisplayName
+	}
+	if env.Sessions != nil {
+		if f := env.Sessions.PopString(ctx, "flash"); f != "" {
+			p.Flash = f
+		}
+	}
+	if env.Writer != nil {
+		h := env.Writer.Head()
+		p.HeadPos = h.Position
+		if h.Position > 0 {
+			p.HeadShort = events.Short(h.Hash)
+		}
+	}
+	return p
+}
+
+// Flash stores a message shown on the next page.
+func (env *Env) Flash(c echo.Context, msg string) {
+	if env.Sessions != nil {
+		env.Sessions.Put(c.Request().Context(), "flash", msg)
+	}
+}
+
+// Render writes component with status.
+func Render(c echo.Context, status int, component templ.Component) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return component.Render(c.Request().Context(), c.Response())
+}
+
+// WantsJSON reports whether the request asked for JSON.
+func WantsJSON(c echo.Context) bool {
+	return strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMEApplicationJSON)
+}
+
+// Redirect answers 303 See Other to url.
+func Redirect(c echo.Context, url string) error { return c.Redirect(http.StatusSeeOther, url) }
+
+// Status maps an error code to its HTTP status: the one table in the app.
+func Status(code string) int {
+	switch code {
+	case errs.Invalid:
+		return http.StatusUnprocessableEntity
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Conflict:
+		return http.StatusConflict
+	case errs.Unauthorized:
+		return http.StatusUnauthorized
+	case errs.Forbidden:
+		return http.StatusForbidden
+	case errs.TooMany:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+var headings = map[int]string{
+	http.StatusNotFound:            "Not found",
+	http.StatusForbidden:           "Not allowed",
+	http.StatusConflict:            "Changed meanwhile",
+	http.StatusUnprocessableEntity: "That did not work",
+	http.StatusTooManyRequests:     "Too many attempts",
+	http.StatusBadRequest:          "Bad request",
+	http.StatusMethodNotAllowed:    "Method not allowed",
+	http.StatusUnauthorized:        "Sign in needed",
+}
+
+// ErrorHandler is echo's HTTPErrorHandler: it maps errs codes (and echo's
+// own HTTP errors) to a status and a page or JSON body, logging only
+// internal errors, once.
+func (env *Env) ErrorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status := Status(errs.Code(err))
+	msg := errs.Message(err)
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		msg = http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok && status < 500 {
+			msg = m
+		}
+		if errors.Is(err, middleware.ErrCSRFInvalid) || strings.Contains(strings.ToLower(msg), "csrf") {
+			msg = "The form's security token was missing or out of date. Go back, reload the page and try again."
+		}
+	}
+	if status >= 500 {
+		env.Log.Error("request failed", slog.String("method", c.Request().Method),
+			slog.String("path", c.Request().URL.Path), slog.Any("err", err))
+		msg = errs.Message(errs.E(errs.Internal, ""))
+	}
+	if WantsJSON(c) {
+		c.JSON(status, map[string]any{"error": map[string]any{"code": status, "message": msg, "fields": errs.Fields(err)}})
+		return
+	}
+	heading := headings[status]
+	if heading == "" {
+		heading = http.StatusText(status)
+	}
+	Render(c, status, templates.Message(env.Page(c, heading, ""), heading, msg))
+}
