@@ -102,4 +102,6 @@ func (stopErr) Error() string { return "stop" }
 var errStop error = stopErr{}
 
 // Equal reports whether two heads are the same.
-func (h Head) Equal(o Head) bool { return h.Position == o.Position && bytes.Equal(h.Hash[:], o.Hash[:]) }
+func (h Head) Equal(o Head) bool {
+	return h.Position == o.Position && bytes.Equal(h.Hash[:], o.Hash[:])
+}
