@@ -1,0 +1,7 @@
+package main
+
+import "context"
+
+func importCmd(ctx context.Context, e env, args []string) error {
+	return fail(exitFailed, "not built yet")
+}
