@@ -23,7 +23,7 @@ deps:
 	fi
 	@if [ ! -x node_modules/.bin/anvil ]; then \
 		echo "installing npm packages (anvil for the anchoring tests)"; \
-		npm ci --no-audit --no-fund --loglevel=error; \
+		npm install --no-audit --no-fund --loglevel=error; \
 	fi
 	$(GO) mod download
 

@@ -1,0 +1,189 @@
+// Package auth holds people: registration (a user_registered event in the
+// log, the bcrypt hash outside it), sign-in with rate limiting, sessions and
+// the middleware that knows who is asking.
+package auth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+)
+
+// Registered is the payload of user_registered.
+type Registered struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+}
+
+// Types are the event types this package defines.
+type Types struct {
+	Registered events.Type[Registered]
+}
+
+// Register adds the people's event types and the users projection to reg.
+func Register(reg *events.Registry) Types {
+	t := Types{Registered: events.Define[Registered](reg, "user_registered", 1)}
+	p := reg.NewProjection("users", "users")
+	events.On(reg, p, t.Registered, func(ctx context.Context, q events.Querier, e *events.Event, d Registered) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO users (id, display_name, registered_at) VALUES (?, ?, ?)`,
+			d.Username, d.DisplayName, e.OccurredAt)
+		return err
+	})
+	return t
+}
+
+var usernameRE = regexp.MustCompile(`^[a-z0-9_-]{3,32}$`)
+
+// Registration is what the register form sends.
+type Registration struct {
+	Username, DisplayName, Password, Confirmation string
+}
+
+// Validate checks the form, naming each field at fault.
+func (r Registration) Validate() error {
+	fields := map[string]string{}
+	if !usernameRE.MatchString(r.Username) {
+		fields["username"] = "Use 3 to 32 characters: lowercase letters a-z, digits, _ or -."
+	}
+	if utf8.RuneCountInString(r.DisplayName) > 64 {
+		fields["display_name"] = "Keep the display name to 64 characters."
+	} else if strings.ContainsAny(r.DisplayName, "\r\n\t") {
+		fields["display_name"] = "The display name must be one line."
+	}
+	switch {
+	case len(r.Password) < 8:
+		fields["password"] = "Use at least 8 characters."
+	case len(r.Password) > 72:
+		fields["password"] = fmt.Sprintf("Passwords are limited to 72 bytes (bcrypt's limit); yours is %d. Nothing is cut off silently, so choose a shorter one.", len(r.Password))
+	}
+	if r.Confirmation != r.Password {
+		fields["password_confirmation"] = "The two passwords differ."
+	}
+	if len(fields) > 0 {
+		return &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: fields}
+	}
+	return nil
+}
+
+// Service runs the people's commands.
+type Service struct {
+	DB     *events.DB
+	Writer *events.Writer
+	Types  Types
+	Cost   int // bcrypt cost; 0 means bcrypt.DefaultCost
+}
+
+// SignUp registers a user: the event goes to the log, the password hash to
+// the credentials table, in the same transaction.
+func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) (string, error) {
+	if err := r.Validate(); err != nil {
+		return "", err
+	}
+	if r.DisplayName == "" {
+		r.DisplayName = r.Username
+	}
+	cost := s.Cost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	// bcrypt is slow on purpose: hash before the writer, never inside it.
+	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), cost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	_, err = s.Writer.Do(ctx, events.Command{
+		ID:    commandID,
+		Actor: r.Username,
+		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			v, _, err := tx.Last(ctx, "user", r.Username)
+			if err != nil {
+				return nil, err
+			}
+			if v > 0 {
+				return nil, errs.Field("username", "The username %s is taken; choose another.", r.Username)
+			}
+			return []events.Change{{AggregateType: "user", AggregateID: r.Username, Expect: 0,
+				Events: []events.Pending{s.Types.Registered.New(Registered{Username: r.Username, DisplayName: r.DisplayName})}}}, nil
+		},
+		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
+			_, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)`, r.Username, hash)
+			return err
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	return r.Username, nil
+}
+
+// errBadLogin is the one answer for a wrong username or password, so the
+// form does not tell which usernames exist.
+var errBadLogin = &errs.Error{Code: errs.Invalid, Message: "Wrong username or password.",
+	Fields: map[string]string{"password": "Wrong username or password."}}
+
+// dummyHash keeps sign-in for unknown users as slow as for known ones.
+const dummyHash = "$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2k7B0Wq0u8YtE3N1m1Yb7wK"
+
+// Authenticate checks a username and password.
+func (s *Service) Authenticate(ctx context.Context, username, password string) (string, error) {
+	var hash []byte
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT password_hash FROM credentials WHERE user_id = ?`, username).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
+		return "", errBadLogin
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up credentials: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+		return "", errBadLogin
+	}
+	return username, nil
+}
+
+// User is a registered person as the users projection has them.
+type User struct {
+	ID           string `json:"username"`
+	DisplayName  string `json:"display_name"`
+	RegisteredAt string `json:"registered_at"`
+}
+
+// Lookup returns the user with this username.
+func Lookup(ctx context.Context, q events.Querier, id string) (User, error) {
+	u := User{ID: id}
+	err := q.QueryRowContext(ctx, `SELECT display_name, registered_at FROM users WHERE id = ?`, id).Scan(&u.DisplayName, &u.RegisteredAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, errs.E(errs.NotFound, "there is no user called %s", id)
+	}
+	if err != nil {
+		return u, fmt.Errorf("look up user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// All lists every user by username.
+func All(ctx context.Context, q events.Querier) ([]User, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, display_name, registered_at FROM users ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		var u User
+		if err := rows.Scan(&u.ID, &u.DisplayName, &u.RegisteredAt); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,159 @@
+package auth
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+	"braid/internal/web"
+	"braid/templates"
+)
+
+// Handlers serve registration, sign-in and sign-out.
+type Handlers struct {
+	Env     *web.Env
+	Service *Service
+	Limiter *Limiter
+}
+
+func form(c echo.Context, names ...string) templates.Form {
+	f := templates.Form{Values: map[string]string{}, Errors: map[string]string{}}
+	for _, n := range names {
+		f.Values[n] = c.FormValue(n)
+	}
+	return f
+}
+
+func withErr(f templates.Form, err error) templates.Form {
+	f.Message = errs.Message(err)
+	for k, v := range errs.Fields(err) {
+		f.Errors[k] = v
+	}
+	return f
+}
+
+// ShowRegister draws the registration form.
+func (h *Handlers) ShowRegister(c echo.Context) error {
+	f := templates.Form{CommandID: events.NewID()}
+	return web.Render(c, http.StatusOK, templates.Register(h.Env.Page(c, "Register", "register"), f))
+}
+
+// DoRegister registers and signs in.
+func (h *Handlers) DoRegister(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := form(c, "username", "display_name")
+	f.CommandID = c.FormValue("command_id")
+	r := Registration{Username: strings.TrimSpace(c.FormValue("username")), DisplayName: strings.TrimSpace(c.FormValue("display_name")),
+		Password: c.FormValue("password"), Confirmation: c.FormValue("password_confirmation")}
+	id, err := h.Service.SignUp(ctx, r, f.CommandID)
+	if err != nil {
+		if errs.Code(err) != errs.Invalid {
+			return err
+		}
+		f.CommandID = events.NewID()
+		return web.Render(c, http.StatusUnprocessableEntity, templates.Register(h.Env.Page(c, "Register", "register"), withErr(f, err)))
+	}
+	if err := h.signIn(c, id); err != nil {
+		return err
+	}
+	h.Env.Flash(c, fmt.Sprintf("Welcome, %s. Your registration is event %s in the log.", id, "user/"+id))
+	return web.Redirect(c, "/tickets")
+}
+
+// ShowLogin draws the sign-in form.
+func (h *Handlers) ShowLogin(c echo.Context) error {
+	f := templates.Form{}
+	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
+}
+
+// DoLogin signs in, refusing after too many failures per username or address.
+func (h *Handlers) DoLogin(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := form(c, "username")
+	username := strings.TrimSpace(c.FormValue("username"))
+	keys := []string{"user:" + username, "addr:" + c.RealIP()}
+	if blocked, wait := h.Limiter.Blocked(keys...); blocked {
+		f.Message = fmt.Sprintf("Too many failed sign-ins. Try again in %s.", wait.Round(time.Second))
+		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
+	}
+	id, err := h.Service.Authenticate(ctx, username, c.FormValue("password"))
+	if err != nil {
+		if errs.Code(err) != errs.Invalid {
+			return err
+		}
+		h.Limiter.Fail(keys...)
+		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), withErr(f, err)))
+	}
+	h.Limiter.Reset("user:" + username)
+	if err := h.signIn(c, id); err != nil {
+		return err
+	}
+	next := c.QueryParam("next")
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		next = "/tickets"
+	}
+	return web.Redirect(c, next)
+}
+
+func (h *Handlers) signIn(c echo.Context, id string) error {
+	ctx := c.Request().Context()
+	// A fresh session id at sign-in: a token planted before cannot ride along.
+	if err := h.Env.Sessions.RenewToken(ctx); err != nil {
+		return fmt.Errorf("renew session: %w", err)
+	}
+	h.Env.Sessions.Put(ctx, "user", id)
+	return nil
+}
+
+// Logout ends the session on the server.
+func (h *Handlers) Logout(c echo.Context) error {
+	ctx := c.Request().Context()
+	if err := h.Env.Sessions.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	return web.Redirect(c, "/login")
+}
+
+// LoadUser puts the signed-in user, if any, in the request context.
+func (h *Handlers) LoadUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id := h.Env.Sessions.GetString(ctx, "user")
+		if id == "" {
+			return next(c)
+		}
+		u, err := Lookup(ctx, h.Env.DB.Read, id)
+		if err != nil {
+			if errs.Code(err) == errs.NotFound {
+				return next(c) // a session for a user no longer known
+			}
+			return err
+		}
+		c.SetRequest(c.Request().WithContext(web.WithUser(ctx, web.User{ID: u.ID, DisplayName: u.DisplayName})))
+		return next(c)
+	}
+}
+
+// RequireUser sends people who are not signed in to /login (303), with
+// nothing done.
+func RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := web.CurrentUser(c.Request().Context()); ok {
+			return next(c)
+		}
+		if web.WantsJSON(c) && c.Request().Method == http.MethodGet {
+			return errs.E(errs.Unauthorized, "sign in first")
+		}
+		target := "/login"
+		if c.Request().Method == http.MethodGet {
+			target += "?next=" + url.QueryEscape(c.Request().URL.RequestURI())
+		}
+		return web.Redirect(c, target)
+	}
+}

@@ -1,0 +1,178 @@
+package tickets
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+)
+
+// Service runs ticket commands through the writer. It keeps a memory image
+// of recently used tickets, checked against the log's last version and
+// hash of the ticket before every use, so a command never folds a long
+// history twice and never trusts a stale image.
+type Service struct {
+	Writer   *events.Writer
+	Registry *events.Registry
+	Types    Types
+
+	mu    sync.Mutex
+	cache map[string]Ticket
+}
+
+// NewService returns a service for the ticket commands.
+func NewService(w *events.Writer, reg *events.Registry, t Types) *Service {
+	return &Service{Writer: w, Registry: reg, Types: t, cache: map[string]Ticket{}}
+}
+
+const cacheSize = 50000
+
+// load returns the current state of ticket id inside the writer's
+// transaction.
+func (s *Service) load(ctx context.Context, tx *events.Tx, id string) (Ticket, error) {
+	v, h, err := tx.Last(ctx, Aggregate, id)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if v == 0 {
+		return Ticket{}, errs.E(errs.NotFound, "There is no ticket #%s.", id)
+	}
+	s.mu.Lock()
+	cached, ok := s.cache[id]
+	s.mu.Unlock()
+	if ok && cached.Version == v && cached.lastHash == h {
+		return cached, nil
+	}
+	base := Ticket{}
+	if ok && cached.Version < v {
+		// Reuse the image if it is a prefix of the log's history.
+		prefix, err := tx.Load(ctx, Aggregate, id, cached.Version-1)
+		if err == nil && len(prefix) > 0 && prefix[0].Hash == cached.lastHash {
+			base = cached
+			evs := prefix[1:]
+			for i := range evs {
+				base = s.Types.Apply(base, &evs[i], s.Registry)
+			}
+			s.remember(id, base)
+			return base, nil
+		}
+	}
+	evs, err := tx.Load(ctx, Aggregate, id, 0)
+	if err != nil {
+		return Ticket{}, err
+	}
+	t := s.Types.Fold(evs, s.Registry)
+	s.remember(id, t)
+	return t, nil
+}
+
+func (s *Service) remember(id string, t Ticket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= cacheSize {
+		clear(s.cache)
+	}
+	s.cache[id] = t
+}
+
+// on runs a command against ticket id: decide gets the current state.
+func (s *Service) on(ctx context.Context, actor, cmdID string, id int64, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
+	sid := strconv.FormatInt(id, 10)
+	return s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+		t, err := s.load(ctx, tx, sid)
+		if err != nil {
+			return nil, err
+		}
+		evs, err := decide(t, tx)
+		if err != nil || len(evs) == 0 {
+			return nil, err
+		}
+		return []events.Change{{AggregateType: Aggregate, AggregateID: sid, Expect: t.Version, Events: evs}}, nil
+	}})
+}
+
+// Open opens a ticket and returns its number.
+func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string) (int64, error) {
+	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+		evs, err := s.Types.Open(d)
+		if err != nil {
+			return nil, err
+		}
+		var next int64
+		if err := tx.Q().QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM tickets`).Scan(&next); err != nil {
+			return nil, fmt.Errorf("next ticket number: %w", err)
+		}
+		return []events.Change{{AggregateType: Aggregate, AggregateID: strconv.FormatInt(next, 10), Expect: 0, Events: evs}}, nil
+	}})
+	if err != nil {
+		return 0, err
+	}
+	id, _ := strconv.ParseInt(res.Events[0].AggregateID, 10, 64)
+	return id, nil
+}
+
+// Edit changes a ticket's title, body and labels if it is still at version.
+func (s *Service) Edit(ctx context.Context, actor string, id int64, d Draft, version int64, cmdID string) error {
+	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+		return s.Types.Edit(t, d, version)
+	})
+	return err
+}
+
+// Assign assigns the ticket to a registered user; empty unassigns.
+func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, cmdID string) error {
+	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
+		if assignee != "" {
+			var one int
+			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, assignee).Scan(&one); err != nil {
+				return nil, err
+			}
+			if one == 0 {
+				return nil, errs.Field("assignee", "There is no user called %q.", assignee)
+			}
+		}
+		return s.Types.Assign(t, assignee)
+	})
+	return err
+}
+
+// Close closes the ticket.
+func (s *Service) Close(ctx context.Context, actor string, id int64, cmdID string) error {
+	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Close(t) })
+	return err
+}
+
+// Reopen reopens the ticket.
+func (s *Service) Reopen(ctx context.Context, actor string, id int64, cmdID string) error {
+	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Reopen(t) })
+	return err
+}
+
+// Comment adds a comment and returns its number within the ticket.
+func (s *Service) Comment(ctx context.Context, actor string, id int64, body, cmdID string) (int64, error) {
+	res, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.AddComment(t, body) })
+	if err != nil || len(res.Events) == 0 {
+		return 0, err
+	}
+	d, err := s.Types.CommentAdded.Decode(s.Registry, &res.Events[0])
+	return d.CommentID, err
+}
+
+// EditComment changes a comment; only its author may.
+func (s *Service) EditComment(ctx context.Context, actor string, id, cid int64, body, cmdID string) error {
+	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+		return s.Types.EditComment(t, actor, cid, body)
+	})
+	return err
+}
+
+// DeleteComment deletes a comment; only its author may.
+func (s *Service) DeleteComment(ctx context.Context, actor string, id, cid int64, cmdID string) error {
+	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+		return s.Types.DeleteComment(t, actor, cid)
+	})
+	return err
+}

@@ -1,0 +1,324 @@
+// Package tickets holds the ticket aggregate: its events, the pure fold
+// and commands, the projections that materialise the read tables, the
+// queries the pages use and the HTTP handlers.
+package tickets
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+)
+
+// Payloads, stored as JSON under stable snake_case type names.
+type (
+	Opened struct {
+		Title  string   `json:"title"`
+		Body   string   `json:"body"`
+		Labels []string `json:"labels"`
+	}
+	Edited struct {
+		Title  string   `json:"title"`
+		Body   string   `json:"body"`
+		Labels []string `json:"labels"`
+	}
+	Assigned struct {
+		Assignee string `json:"assignee"`
+	}
+	Unassigned struct {
+		Previous string `json:"previous"`
+	}
+	Closed   struct{}
+	Reopened struct{}
+
+	CommentAdded struct {
+		CommentID int64  `json:"comment_id"`
+		Body      string `json:"body"`
+	}
+	CommentEdited struct {
+		CommentID int64  `json:"comment_id"`
+		Body      string `json:"body"`
+	}
+	CommentDeleted struct {
+		CommentID int64 `json:"comment_id"`
+	}
+)
+
+// Types are the ticket event types; see Register.
+type Types struct {
+	Opened         events.Type[Opened]
+	Edited         events.Type[Edited]
+	Assigned       events.Type[Assigned]
+	Unassigned     events.Type[Unassigned]
+	Closed         events.Type[Closed]
+	Reopened       events.Type[Reopened]
+	CommentAdded   events.Type[CommentAdded]
+	CommentEdited  events.Type[CommentEdited]
+	CommentDeleted events.Type[CommentDeleted]
+}
+
+// Aggregate is the aggregate type of tickets in the log.
+const Aggregate = "ticket"
+
+// Limits.
+const (
+	MaxTitle     = 200
+	MaxBody      = 20000
+	MaxComment   = 10000
+	MaxLabels    = 10
+	MaxLabelSize = 30
+)
+
+// Comment is one comment as the fold knows it.
+type Comment struct {
+	ID        int64  `json:"id"`
+	Author    string `json:"author"`
+	Body      string `json:"body"`
+	CreatedAt string `json:"created_at"`
+	EditedAt  string `json:"edited_at,omitempty"`
+	Deleted   bool   `json:"deleted,omitempty"`
+	Position  int64  `json:"position"`
+}
+
+// Ticket is the state of one ticket: a fold of its own events.
+type Ticket struct {
+	ID          int64     `json:"id"`
+	Title       string    `json:"title"`
+	Body        string    `json:"body"`
+	Labels      []string  `json:"labels"`
+	Status      string    `json:"status"`
+	Assignee    string    `json:"assignee"`
+	Author      string    `json:"author"`
+	Version     int64     `json:"version"`
+	Position    int64     `json:"position"` // log position of the last event folded
+	OpenedAt    string    `json:"opened_at"`
+	UpdatedAt   string    `json:"updated_at"`
+	Comments    []Comment `json:"comments"`
+	LastComment int64     `json:"-"`
+	lastHash    [32]byte
+}
+
+// Apply folds one event into the state. It only changes state and cannot
+// fail: events are facts, validated when they were decided.
+func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
+	s.Version, s.Position, s.UpdatedAt, s.lastHash = e.Version, e.Position, e.OccurredAt, e.Hash
+	switch e.Type {
+	case t.Opened.Name:
+		d, _ := t.Opened.Decode(r, e)
+		fmt.Sscan(e.AggregateID, &s.ID)
+		s.Title, s.Body, s.Labels, s.Status, s.Author, s.OpenedAt = d.Title, d.Body, d.Labels, "open", e.Actor, e.OccurredAt
+	case t.Edited.Name:
+		d, _ := t.Edited.Decode(r, e)
+		s.Title, s.Body, s.Labels = d.Title, d.Body, d.Labels
+	case t.Assigned.Name:
+		d, _ := t.Assigned.Decode(r, e)
+		s.Assignee = d.Assignee
+	case t.Unassigned.Name:
+		s.Assignee = ""
+	case t.Closed.Name:
+		s.Status = "closed"
+	case t.Reopened.Name:
+		s.Status = "open"
+	case t.CommentAdded.Name:
+		d, _ := t.CommentAdded.Decode(r, e)
+		s.Comments = append(slices.Clip(s.Comments), Comment{ID: d.CommentID, Author: e.Actor, Body: d.Body, CreatedAt: e.OccurredAt, Position: e.Position})
+		s.LastComment = max(s.LastComment, d.CommentID)
+	case t.CommentEdited.Name:
+		d, _ := t.CommentEdited.Decode(r, e)
+		s.Comments = slices.Clone(s.Comments)
+		if c := s.comment(d.CommentID); c != nil {
+			c.Body, c.EditedAt = d.Body, e.OccurredAt
+		}
+	case t.CommentDeleted.Name:
+		d, _ := t.CommentDeleted.Decode(r, e)
+		s.Comments = slices.Clone(s.Comments)
+		if c := s.comment(d.CommentID); c != nil {
+			c.Deleted = true
+		}
+	}
+	return s
+}
+
+func (s *Ticket) comment(id int64) *Comment {
+	for i := range s.Comments {
+		if s.Comments[i].ID == id {
+			return &s.Comments[i]
+		}
+	}
+	return nil
+}
+
+// Comment returns a comment that has not been deleted.
+func (s Ticket) Comment(id int64) (Comment, bool) {
+	for _, c := range s.Comments {
+		if c.ID == id && !c.Deleted {
+			return c, true
+		}
+	}
+	return Comment{}, false
+}
+
+// Fold folds events from the empty state.
+func (t Types) Fold(evs []events.Event, r *events.Registry) Ticket {
+	var s Ticket
+	for i := range evs {
+		s = t.Apply(s, &evs[i], r)
+	}
+	return s
+}
+
+// Draft is what the new-ticket and edit forms send.
+type Draft struct {
+	Title  string
+	Body   string
+	Labels []string
+}
+
+// ParseLabels splits a comma-separated list, trimming, lowercasing and
+// dropping repeats.
+func ParseLabels(s string) []string {
+	out := []string{}
+	for _, l := range strings.Split(s, ",") {
+		l = strings.ToLower(strings.TrimSpace(l))
+		if l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Validate checks a draft against the limits, naming each field at fault.
+func (d Draft) Validate() error {
+	f := map[string]string{}
+	switch n := utf8.RuneCountInString(strings.TrimSpace(d.Title)); {
+	case n == 0:
+		f["title"] = "A ticket needs a title."
+	case n > MaxTitle:
+		f["title"] = fmt.Sprintf("Keep the title to %d characters; it has %d.", MaxTitle, n)
+	}
+	if strings.ContainsAny(d.Title, "\r\n") {
+		f["title"] = "The title must be one line."
+	}
+	if n := utf8.RuneCountInString(d.Body); n > MaxBody {
+		f["body"] = fmt.Sprintf("Keep the description to %d characters; it has %d.", MaxBody, n)
+	}
+	if len(d.Labels) > MaxLabels {
+		f["labels"] = fmt.Sprintf("At most %d labels; there are %d.", MaxLabels, len(d.Labels))
+	}
+	for _, l := range d.Labels {
+		if utf8.RuneCountInString(l) > MaxLabelSize {
+			f["labels"] = fmt.Sprintf("Each label is 1 to %d characters; %q is longer.", MaxLabelSize, l)
+		}
+	}
+	if len(f) > 0 {
+		return &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: f}
+	}
+	return nil
+}
+
+func validComment(body string) error {
+	switch n := utf8.RuneCountInString(strings.TrimSpace(body)); {
+	case n == 0:
+		return errs.Field("body", "A comment cannot be empty.")
+	case utf8.RuneCountInString(body) > MaxComment:
+		return errs.Field("body", "Keep a comment to %d characters; it has %d.", MaxComment, utf8.RuneCountInString(body))
+	}
+	return nil
+}
+
+// The commands: each checks the state and returns events or a domain error.
+
+// Open opens a ticket.
+func (t Types) Open(d Draft) ([]events.Pending, error) {
+	d.Title = strings.TrimSpace(d.Title)
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	return []events.Pending{t.Opened.New(Opened{Title: d.Title, Body: d.Body, Labels: d.Labels})}, nil
+}
+
+// Edit changes title, body and labels, if the ticket is still at version.
+func (t Types) Edit(s Ticket, d Draft, version int64) ([]events.Pending, error) {
+	d.Title = strings.TrimSpace(d.Title)
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Version != version {
+		return nil, errs.E(errs.Conflict, "Ticket #%d has changed since you opened the form (version %d, now %d). Their change is shown below; yours is kept in the form.", s.ID, version, s.Version)
+	}
+	if d.Title == s.Title && d.Body == s.Body && slices.Equal(d.Labels, s.Labels) {
+		return nil, nil // nothing changed: nothing to append
+	}
+	return []events.Pending{t.Edited.New(Edited{Title: d.Title, Body: d.Body, Labels: d.Labels})}, nil
+}
+
+// Assign gives the ticket to a registered user; empty unassigns.
+func (t Types) Assign(s Ticket, assignee string) ([]events.Pending, error) {
+	if assignee == "" {
+		if s.Assignee == "" {
+			return nil, errs.Field("assignee", "Ticket #%d is not assigned to anyone.", s.ID)
+		}
+		return []events.Pending{t.Unassigned.New(Unassigned{Previous: s.Assignee})}, nil
+	}
+	if assignee == s.Assignee {
+		return nil, errs.Field("assignee", "Ticket #%d is already assigned to %s.", s.ID, assignee)
+	}
+	return []events.Pending{t.Assigned.New(Assigned{Assignee: assignee})}, nil
+}
+
+// Close closes an open ticket.
+func (t Types) Close(s Ticket) ([]events.Pending, error) {
+	if s.Status == "closed" {
+		return nil, errs.E(errs.Conflict, "Ticket #%d is already closed.", s.ID)
+	}
+	return []events.Pending{t.Closed.New(Closed{})}, nil
+}
+
+// Reopen reopens a closed ticket.
+func (t Types) Reopen(s Ticket) ([]events.Pending, error) {
+	if s.Status != "closed" {
+		return nil, errs.E(errs.Conflict, "Ticket #%d is already open.", s.ID)
+	}
+	return []events.Pending{t.Reopened.New(Reopened{})}, nil
+}
+
+// AddComment adds a comment.
+func (t Types) AddComment(s Ticket, body string) ([]events.Pending, error) {
+	if err := validComment(body); err != nil {
+		return nil, err
+	}
+	return []events.Pending{t.CommentAdded.New(CommentAdded{CommentID: s.LastComment + 1, Body: body})}, nil
+}
+
+// EditComment changes a comment; only its author may.
+func (t Types) EditComment(s Ticket, actor string, id int64, body string) ([]events.Pending, error) {
+	c, ok := s.Comment(id)
+	if !ok {
+		return nil, errs.E(errs.NotFound, "Ticket #%d has no comment %d.", s.ID, id)
+	}
+	if c.Author != actor {
+		return nil, errs.E(errs.Forbidden, "Only %s, who wrote comment %d, may edit it.", c.Author, id)
+	}
+	if err := validComment(body); err != nil {
+		return nil, err
+	}
+	if body == c.Body {
+		return nil, nil
+	}
+	return []events.Pending{t.CommentEdited.New(CommentEdited{CommentID: id, Body: body})}, nil
+}
+
+// DeleteComment removes a comment from the page; its events stay in the log.
+func (t Types) DeleteComment(s Ticket, actor string, id int64) ([]events.Pending, error) {
+	c, ok := s.Comment(id)
+	if !ok {
+		return nil, errs.E(errs.NotFound, "Ticket #%d has no comment %d.", s.ID, id)
+	}
+	if c.Author != actor {
+		return nil, errs.E(errs.Forbidden, "Only %s, who wrote comment %d, may delete it.", c.Author, id)
+	}
+	return []events.Pending{t.CommentDeleted.New(CommentDeleted{CommentID: id})}, nil
+}
