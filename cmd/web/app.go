@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"braid/internal/auth"
 	"braid/internal/events"
+	"braid/internal/tickets"
 	"braid/migrations"
 )
 
@@ -13,15 +15,23 @@ import (
 type app struct {
 	db     *events.DB
 	reg    *events.Registry
+	types  types
 	writer *events.Writer
 	log    *slog.Logger
 }
 
+// types are the event types of each feature package.
+type types struct {
+	users   auth.Types
+	tickets tickets.Types
+}
+
 // registry lists every event type and projection of Braid: adding an event
 // type is one visible edit in the package that owns it.
-func registry() *events.Registry {
+func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
-	return reg
+	t := types{users: auth.Register(reg), tickets: tickets.Register(reg)}
+	return reg, t
 }
 
 // openDB opens and migrates the database at path.
@@ -40,13 +50,13 @@ func openApp(ctx context.Context, path string, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := registry()
+	reg, t := registry()
 	w, err := events.NewWriter(ctx, db, reg, events.WriterOptions{Clock: time.Now, Logger: log})
 	if err != nil {
 		db.Close()
 		return nil, fail(exitFailed, "%v", err)
 	}
-	return &app{db: db, reg: reg, writer: w, log: log}, nil
+	return &app{db: db, reg: reg, types: t, writer: w, log: log}, nil
 }
 
 // Close drains the writer, then closes the database.

@@ -9,12 +9,14 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"braid/internal/auth"
+	"braid/internal/tickets"
 	"braid/internal/web"
 )
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, secure bool) {
 	e.Pre(middleware.MethodOverrideWithConfig(middleware.MethodOverrideConfig{
 		Getter: middleware.MethodFromForm("_method"),
 	}))
@@ -41,10 +43,40 @@ func routes(e *echo.Echo, w *web.Env, secure bool) {
 		},
 	}))
 
+	s.Use(people.LoadUser)
+
+	// People.
+	s.GET("/register", people.ShowRegister)
+	s.POST("/register", people.DoRegister)
+	s.GET("/login", people.ShowLogin)
+	s.POST("/login", people.DoLogin)
+	s.POST("/logout", people.Logout)
+
+	// Everything below needs a signed-in user.
+	u := s.Group("", auth.RequireUser)
 	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
-	s.GET("/tickets", func(c echo.Context) error {
-		return web.Render(c, http.StatusOK, homePage(w.Page(c, "Tickets", "tickets")))
-	})
+
+	// Tickets.
+	u.GET("/tickets", tix.List)
+	u.GET("/tickets/new", tix.New)
+	u.POST("/tickets", tix.Create)
+	u.GET("/tickets/:id", tix.Show)
+	u.GET("/tickets/:id/edit", tix.EditForm)
+	u.PATCH("/tickets/:id", tix.Update)
+	u.POST("/tickets/:id/assign", tix.Assign)
+	u.POST("/tickets/:id/close", tix.Close)
+	u.POST("/tickets/:id/reopen", tix.Reopen)
+	u.GET("/tickets/:id/history", tix.History)
+
+	// Comments.
+	u.POST("/tickets/:id/comments", tix.AddComment)
+	u.GET("/tickets/:id/comments/:cid/edit", tix.EditCommentForm)
+	u.PATCH("/tickets/:id/comments/:cid", tix.UpdateComment)
+	u.DELETE("/tickets/:id/comments/:cid", tix.DeleteComment)
+
+	// The log.
+	u.GET("/events", w.Feed)
+	u.GET("/events/:position", w.Event)
 }
 
 func healthz(w *web.Env) echo.HandlerFunc {

@@ -13,6 +13,8 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/auth"
+	"braid/internal/tickets"
 	"braid/internal/web"
 	"braid/static"
 )
@@ -42,7 +44,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	sessions.Cookie.Secure = *secure
 
 	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log}
-	srv := newServer(w, *secure)
+	srv := newServer(w, a, *secure)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -80,10 +82,13 @@ func defaultAddr(getenv func(string) string) string {
 }
 
 // newServer builds the echo server with its middleware and every route.
-func newServer(w *web.Env, secure bool) *echo.Echo {
+func newServer(w *web.Env, a *app, secure bool) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = w.ErrorHandler
-	routes(e, w, secure)
+	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users},
+		Limiter: auth.NewLimiter(5, 15*time.Minute)}
+	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets)}
+	routes(e, w, people, tix, secure)
 	return e
 }

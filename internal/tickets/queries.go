@@ -14,11 +14,11 @@ import (
 
 // Filter is what the list page asks for.
 type Filter struct {
-	Status   string // open (default), closed, all
-	Assignee string
-	Label    string
-	Q        string
-	Page     int
+	Status   string `json:"status"` // open (default), closed, all
+	Assignee string `json:"assignee"`
+	Label    string `json:"label"`
+	Q        string `json:"q"`
+	Page     int    `json:"page"`
 }
 
 // PerPage is the list's page size.

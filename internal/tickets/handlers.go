@@ -1,0 +1,399 @@
+package tickets
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"braid/internal/auth"
+	"braid/internal/errs"
+	"braid/internal/events"
+	"braid/internal/web"
+	"braid/templates"
+)
+
+// Handlers serve the ticket pages and commands.
+type Handlers struct {
+	Env     *web.Env
+	Service *Service
+}
+
+func actor(c echo.Context) string {
+	u, _ := web.CurrentUser(c.Request().Context())
+	return u.ID
+}
+
+func pathID(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id < 1 {
+		return 0, errs.E(errs.NotFound, "There is no such page: %q is not a number.", c.Param(name))
+	}
+	return id, nil
+}
+
+func newForm(c echo.Context, names ...string) templates.Form {
+	f := templates.Form{Values: map[string]string{}, Errors: map[string]string{}, CommandID: events.NewID()}
+	for _, n := range names {
+		f.Values[n] = c.FormValue(n)
+	}
+	return f
+}
+
+func withErr(f templates.Form, err error) templates.Form {
+	f.Message = errs.Message(err)
+	if f.Errors == nil {
+		f.Errors = map[string]string{}
+	}
+	for k, v := range errs.Fields(err) {
+		f.Errors[k] = v
+	}
+	return f
+}
+
+func (h *Handlers) usernames(ctx context.Context) []string {
+	us, err := auth.All(ctx, h.Env.DB.Read)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.ID
+	}
+	return out
+}
+
+// List shows the tickets with filters, counts and pages.
+func (h *Handlers) List(c echo.Context) error {
+	ctx := c.Request().Context()
+	page, _ := strconv.Atoi(c.QueryParam("page"))
+	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: c.QueryParam("assignee"),
+		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Page: page})
+	if err != nil {
+		return err
+	}
+	if web.WantsJSON(c) {
+		return c.JSON(http.StatusOK, l)
+	}
+	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
+		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx)}
+	for _, r := range l.Tickets {
+		v.Rows = append(v.Rows, templates.TicketRow{ID: r.ID, Title: r.Title, Status: r.Status, Assignee: r.Assignee,
+			Author: r.Author, Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
+	}
+	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, "Tickets", "tickets"), v))
+}
+
+// New draws the new-ticket form.
+func (h *Handlers) New(c echo.Context) error {
+	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), newForm(c)))
+}
+
+// Create opens a ticket.
+func (h *Handlers) Create(c echo.Context) error {
+	f := newForm(c, "title", "body", "labels")
+	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
+	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
+	if errs.Code(err) == errs.Invalid {
+		return web.Render(c, http.StatusUnprocessableEntity, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), withErr(f, err)))
+	}
+	if err != nil {
+		return err
+	}
+	h.Env.Flash(c, "Ticket #"+strconv.FormatInt(id, 10)+" opened.")
+	return web.Redirect(c, "/tickets/"+strconv.FormatInt(id, 10))
+}
+
+// normalise turns CRLF from browsers into LF, so what is stored is what was meant.
+func normalise(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+
+func (h *Handlers) view(c echo.Context, t Ticket) templates.TicketView {
+	me := actor(c)
+	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: t.Assignee,
+		Author: t.Author, Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
+		Users: h.usernames(c.Request().Context()), CommentForm: newForm(c), ActionForm: newForm(c), AssignForm: newForm(c)}
+	v.CommentForm.Values["body"] = ""
+	v.AssignForm.Values["assignee"] = t.Assignee
+	for _, cm := range t.Comments {
+		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: cm.Author, Body: cm.Body,
+			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me})
+	}
+	return v
+}
+
+// Show draws a ticket, now or as of a log position (?at=P) or a time (?as_of=).
+func (h *Handlers) Show(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	at, label, err := h.asOf(ctx, c)
+	if err != nil {
+		return err
+	}
+	var t Ticket
+	if at > 0 {
+		t, err = h.Service.Types.AsOf(ctx, h.Env.DB.Read, h.Service.Registry, id, at)
+	} else {
+		t, err = Get(ctx, h.Env.DB.Read, id)
+	}
+	if err != nil {
+		return err
+	}
+	if web.WantsJSON(c) {
+		return c.JSON(http.StatusOK, map[string]any{"ticket": t, "as_of_position": at})
+	}
+	v := h.view(c, t)
+	v.At, v.AtLabel = at, label
+	return web.Render(c, http.StatusOK, templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
+}
+
+// asOf reads ?at=P or ?as_of=TIME into a log position (0 means now).
+func (h *Handlers) asOf(ctx context.Context, c echo.Context) (int64, string, error) {
+	if s := c.QueryParam("at"); s != "" {
+		p, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || p < 1 {
+			return 0, "", errs.Field("at", "at is a log position: a whole number from 1; got %q", s)
+		}
+		return p, "", nil
+	}
+	if s := c.QueryParam("as_of"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return 0, "", errs.Field("as_of", "as_of is an RFC 3339 time such as 2026-11-22T10:00:00Z; got %q", s)
+		}
+		p, err := events.PositionAt(ctx, h.Env.DB.Read, t.UTC().Format(events.TimeFormat))
+		if err != nil {
+			return 0, "", err
+		}
+		if p == 0 {
+			return 0, "", errs.E(errs.NotFound, "The log had no events yet at %s.", s)
+		}
+		return p, "as of " + t.UTC().Format(time.RFC3339), nil
+	}
+	return 0, "", nil
+}
+
+// redraw shows the ticket page again with a form's problem, at status.
+func (h *Handlers) redraw(c echo.Context, id int64, err error, set func(v *templates.TicketView)) error {
+	t, gerr := Get(c.Request().Context(), h.Env.DB.Read, id)
+	if gerr != nil {
+		return gerr
+	}
+	v := h.view(c, t)
+	set(&v)
+	return web.Render(c, web.Status(errs.Code(err)), templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
+}
+
+// command runs a ticket command from a form on the ticket page: success is
+// a 303 back to the ticket; invalid input or a conflict redraws the page.
+func (h *Handlers) command(c echo.Context, run func(id int64) error, onErr func(v *templates.TicketView, err error)) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	err = run(id)
+	switch errs.Code(err) {
+	case "":
+		return web.Redirect(c, "/tickets/"+strconv.FormatInt(id, 10))
+	case errs.Invalid, errs.Conflict:
+		if web.WantsJSON(c) {
+			return err
+		}
+		return h.redraw(c, id, err, func(v *templates.TicketView) { onErr(v, err) })
+	}
+	return err
+}
+
+func messageOnly(v *templates.TicketView, err error) { v.Message = errs.Message(err) }
+
+// Assign sets or clears the assignee.
+func (h *Handlers) Assign(c echo.Context) error {
+	assignee := strings.TrimSpace(c.FormValue("assignee"))
+	return h.command(c, func(id int64) error {
+		return h.Service.Assign(c.Request().Context(), actor(c), id, assignee, c.FormValue("command_id"))
+	}, func(v *templates.TicketView, err error) {
+		v.AssignForm = withErr(v.AssignForm, err)
+		v.AssignForm.Values["assignee"] = assignee
+	})
+}
+
+// Close closes the ticket.
+func (h *Handlers) Close(c echo.Context) error {
+	return h.command(c, func(id int64) error {
+		return h.Service.Close(c.Request().Context(), actor(c), id, c.FormValue("command_id"))
+	}, messageOnly)
+}
+
+// Reopen reopens the ticket.
+func (h *Handlers) Reopen(c echo.Context) error {
+	return h.command(c, func(id int64) error {
+		return h.Service.Reopen(c.Request().Context(), actor(c), id, c.FormValue("command_id"))
+	}, messageOnly)
+}
+
+// AddComment adds a comment.
+func (h *Handlers) AddComment(c echo.Context) error {
+	body := normalise(c.FormValue("body"))
+	return h.command(c, func(id int64) error {
+		_, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
+		return err
+	}, func(v *templates.TicketView, err error) {
+		v.CommentForm = withErr(v.CommentForm, err)
+		v.CommentForm.Values["body"] = body
+	})
+}
+
+// EditForm draws the edit-ticket form.
+func (h *Handlers) EditForm(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	t, err := Get(c.Request().Context(), h.Env.DB.Read, id)
+	if err != nil {
+		return err
+	}
+	f := newForm(c)
+	f.Values = map[string]string{"title": t.Title, "body": t.Body, "labels": strings.Join(t.Labels, ", "), "version": strconv.FormatInt(t.Version, 10)}
+	return web.Render(c, http.StatusOK, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f}))
+}
+
+// Update saves an edit if the ticket is still at the version the form showed.
+func (h *Handlers) Update(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	f := newForm(c, "title", "body", "labels", "version")
+	version, verr := strconv.ParseInt(f.V("version"), 10, 64)
+	if verr != nil {
+		return errs.Field("version", "the form lost its version; reload the edit page")
+	}
+	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
+	err = h.Service.Edit(ctx, actor(c), id, d, version, c.FormValue("command_id"))
+	switch errs.Code(err) {
+	case "":
+		h.Env.Flash(c, "Ticket #"+c.Param("id")+" saved.")
+		return web.Redirect(c, "/tickets/"+c.Param("id"))
+	case errs.Invalid:
+		return web.Render(c, http.StatusUnprocessableEntity, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: withErr(f, err)}))
+	case errs.Conflict:
+		t, gerr := Get(ctx, h.Env.DB.Read, id)
+		if gerr != nil {
+			return gerr
+		}
+		if web.WantsJSON(c) {
+			return err
+		}
+		cur := h.view(c, t)
+		f = withErr(f, err)
+		f.Values["version"] = strconv.FormatInt(t.Version, 10) // saving again is a deliberate overwrite
+		return web.Render(c, http.StatusConflict, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f, Current: &cur}))
+	}
+	return err
+}
+
+func (h *Handlers) comment(c echo.Context) (Ticket, Comment, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return Ticket{}, Comment{}, err
+	}
+	cid, err := pathID(c, "cid")
+	if err != nil {
+		return Ticket{}, Comment{}, err
+	}
+	t, err := Get(c.Request().Context(), h.Env.DB.Read, id)
+	if err != nil {
+		return t, Comment{}, err
+	}
+	for _, cm := range t.Comments {
+		if cm.ID == cid {
+			return t, cm, nil
+		}
+	}
+	return t, Comment{}, errs.E(errs.NotFound, "Ticket #%d has no comment %d.", id, cid)
+}
+
+// EditCommentForm draws the edit form for the author's own comment.
+func (h *Handlers) EditCommentForm(c echo.Context) error {
+	t, cm, err := h.comment(c)
+	if err != nil {
+		return err
+	}
+	if cm.Author != actor(c) {
+		return errs.E(errs.Forbidden, "Only %s, who wrote this comment, may edit it.", cm.Author)
+	}
+	f := newForm(c)
+	f.Values["body"] = cm.Body
+	return web.Render(c, http.StatusOK, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: f}))
+}
+
+// UpdateComment saves the author's edit.
+func (h *Handlers) UpdateComment(c echo.Context) error {
+	t, cm, err := h.comment(c)
+	if err != nil {
+		return err
+	}
+	f := newForm(c, "body")
+	f.Values["body"] = normalise(f.V("body"))
+	err = h.Service.EditComment(c.Request().Context(), actor(c), t.ID, cm.ID, f.V("body"), c.FormValue("command_id"))
+	if errs.Code(err) == errs.Invalid {
+		return web.Render(c, http.StatusUnprocessableEntity, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: withErr(f, err)}))
+	}
+	if err != nil {
+		return err
+	}
+	return web.Redirect(c, "/tickets/"+strconv.FormatInt(t.ID, 10)+"#comment-"+strconv.FormatInt(cm.ID, 10))
+}
+
+// DeleteComment deletes the author's own comment (its events stay).
+func (h *Handlers) DeleteComment(c echo.Context) error {
+	t, cm, err := h.comment(c)
+	if err != nil {
+		return err
+	}
+	if err := h.Service.DeleteComment(c.Request().Context(), actor(c), t.ID, cm.ID, c.FormValue("command_id")); err != nil {
+		return err
+	}
+	h.Env.Flash(c, "Comment deleted. Its events stay in the log; the history shows it.")
+	return web.Redirect(c, "/tickets/"+strconv.FormatInt(t.ID, 10))
+}
+
+// History lists every event of the ticket with what it changed.
+func (h *Handlers) History(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	steps, err := h.Service.Types.History(ctx, h.Env.DB.Read, h.Service.Registry, id)
+	if err != nil {
+		return err
+	}
+	if web.WantsJSON(c) {
+		out := make([]map[string]any, len(steps))
+		for i, s := range steps {
+			out[i] = map[string]any{"event": web.EventJSON(&s.Event), "changes": s.Changes}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"ticket": id, "events": out})
+	}
+	v := templates.HistoryView{ID: id}
+	for _, s := range steps {
+		row := web.EventRow(&s.Event, "")
+		row.AsOfLink = "/tickets/" + strconv.FormatInt(id, 10) + "?at=" + strconv.FormatInt(s.Event.Position, 10)
+		for _, ch := range s.Changes {
+			row.Changes = append(row.Changes, templates.Diff{Field: ch.Field, Before: ch.Before, After: ch.After})
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	if last, err := Get(ctx, h.Env.DB.Read, id); err == nil {
+		v.Title = last.Title
+	}
+	return web.Render(c, http.StatusOK, templates.History(h.Env.Page(c, "History of #"+c.Param("id"), "tickets"), v))
+}

@@ -1,0 +1,88 @@
+package web
+
+import (
+	"encoding/hex"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+	"braid/templates"
+)
+
+// aggregateLink returns the page of an aggregate, if it has one.
+func aggregateLink(typ, id string) string {
+	if typ == "ticket" {
+		return "/tickets/" + id
+	}
+	return ""
+}
+
+// EventRow is the list view of one event.
+func EventRow(e *events.Event, _ string) templates.EventRow {
+	return templates.EventRow{Position: e.Position, Aggregate: e.AggregateType + " " + e.AggregateID,
+		Link: aggregateLink(e.AggregateType, e.AggregateID), Type: e.Type, Actor: e.Actor, At: e.OccurredAt, Short: events.Short(e.Hash)}
+}
+
+// EventJSON is an event as the JSON answers and the export show it.
+func EventJSON(e *events.Event) map[string]any {
+	return map[string]any{"position": e.Position, "aggregate_type": e.AggregateType, "aggregate_id": e.AggregateID,
+		"version": e.Version, "event_type": e.Type, "schema": e.Schema, "actor": e.Actor, "occurred_at": e.OccurredAt,
+		"command_id": e.CommandID, "data": string(e.Data), "parent_hash": hex.EncodeToString(e.ParentHash[:]), "hash": hex.EncodeToString(e.Hash[:])}
+}
+
+const feedSize = 50
+
+// Feed shows the log, newest first, paged by ?before=POSITION.
+func (env *Env) Feed(c echo.Context) error {
+	var before int64
+	if s := c.QueryParam("before"); s != "" {
+		b, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || b < 1 {
+			return errs.Field("before", "before is a log position; got %q", s)
+		}
+		before = b
+	}
+	evs, err := events.Feed(c.Request().Context(), env.DB.Read, before, feedSize)
+	if err != nil {
+		return err
+	}
+	var older int64
+	if len(evs) == feedSize && evs[len(evs)-1].Position > 1 {
+		older = evs[len(evs)-1].Position
+	}
+	if WantsJSON(c) {
+		out := make([]map[string]any, len(evs))
+		for i := range evs {
+			out[i] = EventJSON(&evs[i])
+		}
+		return c.JSON(http.StatusOK, map[string]any{"events": out, "older_than": older})
+	}
+	v := templates.FeedView{OlderThan: older, Newest: before == 0}
+	for i := range evs {
+		v.Rows = append(v.Rows, EventRow(&evs[i], ""))
+	}
+	return Render(c, http.StatusOK, templates.Feed(env.Page(c, "Activity", "events"), v))
+}
+
+// Event shows one event in full.
+func (env *Env) Event(c echo.Context) error {
+	p, err := strconv.ParseInt(c.Param("position"), 10, 64)
+	if err != nil || p < 1 {
+		return errs.E(errs.NotFound, "There is no event %q: positions are whole numbers from 1.", c.Param("position"))
+	}
+	e, err := events.Get(c.Request().Context(), env.DB.Read, p)
+	if err != nil {
+		return err
+	}
+	if WantsJSON(c) {
+		return c.JSON(http.StatusOK, EventJSON(&e))
+	}
+	v := templates.EventView{Position: e.Position, AggregateType: e.AggregateType, AggregateID: e.AggregateID,
+		Link: aggregateLink(e.AggregateType, e.AggregateID), Version: e.Version, Type: e.Type, Schema: e.Schema,
+		Actor: e.Actor, OccurredAt: e.OccurredAt, CommandID: e.CommandID, Data: string(e.Data),
+		ParentHash: events.Hex(e.ParentHash), Hash: events.Hex(e.Hash), HasNext: env.Writer.Head().Position > e.Position}
+	return Render(c, http.StatusOK, templates.Event(env.Page(c, "Event "+c.Param("position"), "events"), v))
+}
