@@ -28,9 +28,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	e.GET("/healthz", healthz(w))
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticFiles(w))))
 
-	s := e.Group("")
-	s.Use(echo.WrapMiddleware(w.Sessions.LoadAndSave))
-	s.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
+	csrf := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     "braid_csrf",
 		CookiePath:     "/",
@@ -41,20 +39,23 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 			// Missing or wrong, the answer is the same: 403.
 			return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token")
 		},
-	}))
+	})
+	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), people.LoadUser)
+	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
 
-	s.Use(people.LoadUser)
+	// Public pages; every form still carries a CSRF token.
+	p := s.Group("", csrf)
 
 	// People.
-	s.GET("/register", people.ShowRegister)
-	s.POST("/register", people.DoRegister)
-	s.GET("/login", people.ShowLogin)
-	s.POST("/login", people.DoLogin)
-	s.POST("/logout", people.Logout)
+	p.GET("/register", people.ShowRegister)
+	p.POST("/register", people.DoRegister)
+	p.GET("/login", people.ShowLogin)
+	p.POST("/login", people.DoLogin)
+	p.POST("/logout", people.Logout)
 
-	// Everything below needs a signed-in user.
-	u := s.Group("", auth.RequireUser)
-	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
+	// Everything below needs a signed-in user: someone signed out is sent to
+	// /login (303) before anything else is looked at.
+	u := s.Group("", auth.RequireUser, csrf)
 
 	// Tickets.
 	u.GET("/tickets", tix.List)
