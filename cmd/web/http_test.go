@@ -261,7 +261,9 @@ func TestHTTPContract(t *testing.T) {
 		{"signed out page goes to /login", func() answer { return anon.get("/tickets") }, 303, "", 0},
 		{"verify is public", func() answer { return anon.get("/healthz") }, 200, "ok", 0},
 		{"JSON ticket", func() answer { return ada.do("GET", ticket, nil, "Accept", "application/json") }, 200, `"comments":[`, 0},
-		{"JSON list", func() answer { return ada.do("GET", "/tickets?status=all&label=bug", nil, "Accept", "application/json") }, 200, `"total":1`, 0},
+		{"JSON list", func() answer {
+			return ada.do("GET", "/tickets?status=all&label=bug", nil, "Accept", "application/json")
+		}, 200, `"total":1`, 0},
 		{"JSON feed", func() answer { return ada.do("GET", "/events", nil, "Accept", "application/json") }, 200, `"event_type":"ticket_reopened"`, 0},
 		{"JSON event", func() answer { return ada.do("GET", "/events/1", nil, "Accept", "application/json") }, 200, `"event_type":"user_registered"`, 0},
 		{"history lists events", func() answer { return ada.get(ticket + "/history") }, 200, "ticket_assigned", 0},
@@ -292,7 +294,7 @@ func TestHTTPContract(t *testing.T) {
 	var got struct {
 		Ticket struct {
 			Title, Status, Assignee string
-			Comments               []struct{ Body string }
+			Comments                []struct{ Body string }
 		}
 	}
 	if err := json.Unmarshal([]byte(ada.do("GET", ticket, nil, "Accept", "application/json").body), &got); err != nil {
