@@ -92,9 +92,18 @@ func (p *person) text(css string) string {
 
 func (p *person) screenshot(name string) {
 	p.tb.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	p.waitFor("the page laid out", `document.readyState === "complete" && document.documentElement.clientWidth > 0`)
+	var png []byte
+	var err error
+	for try := 0; try < 5; try++ { // right after a navigation the page may not have a size yet
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		p.tb.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -217,7 +226,7 @@ func TestBrowserFlows(t *testing.T) {
 	ada.screenshot("history")
 
 	// Time travel from the history: the ticket as of its second event.
-	ada.do(chromedp.Click(chromedp.CSS(`tbody tr:nth-child(2) td a`)))
+	ada.do(chromedp.Click(chromedp.CSS(`tbody tr:nth-child(2) td:last-child a`)))
 	ada.waitFor("the past ticket", `location.search.startsWith("?at=") && !!document.querySelector(".banner")`)
 	ada.screenshot("time-travel")
 
