@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/alexedwards/scs/sqlite3store"
-	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/auth"
@@ -34,14 +32,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	defer a.Close()
 
-	sessions := scs.New()
-	sessions.Store = sqlite3store.NewWithCleanupInterval(a.db.Aux, 10*time.Minute)
-	sessions.Lifetime = 14 * 24 * time.Hour
-	sessions.IdleTimeout = 7 * 24 * time.Hour
-	sessions.Cookie.Name = "braid_session"
-	sessions.Cookie.HttpOnly = true
-	sessions.Cookie.SameSite = http.SameSiteLaxMode
-	sessions.Cookie.Secure = *secure
+	sessions := auth.NewSessions(a.db, *secure)
 
 	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log}
 	srv := newServer(w, a, *secure)

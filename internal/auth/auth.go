@@ -130,8 +130,9 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 var errBadLogin = &errs.Error{Code: errs.Invalid, Message: "Wrong username or password.",
 	Fields: map[string]string{"password": "Wrong username or password."}}
 
-// dummyHash keeps sign-in for unknown users as slow as for known ones.
-const dummyHash = "$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z2k7B0Wq0u8YtE3N1m1Yb7wK"
+// dummyHash keeps sign-in for unknown users as slow as for known ones: a
+// real bcrypt hash at the default cost (of a random string nobody knows).
+const dummyHash = "$2a$10$FfowPFohnuTbDVZdKWqt9OzNACpxsAYlElNCUZI1sSmfSV3hr.zHC"
 
 // Authenticate checks a username and password.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (string, error) {
