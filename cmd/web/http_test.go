@@ -384,6 +384,15 @@ func TestRegistrationAndSignIn(t *testing.T) {
 		t.Fatalf("the password is in the log")
 	}
 
+	// Sign in returns to where the person was going, but only on this site.
+	for next, want := range map[string]string{"/tickets/new": "/tickets/new", "//evil.example/x": "/tickets", "https://evil.example": "/tickets"} {
+		nb := newBrowser(t, s.URL)
+		path := "/login?next=" + url.QueryEscape(next)
+		if a := nb.post(path, nb.form(path, "", url.Values{"username": {"carol"}, "password": {"correct horse"}})); a.status != 303 || a.location != want {
+			t.Fatalf("login with next=%q: got %d to %q, want 303 to %q", next, a.status, a.location, want)
+		}
+	}
+
 	// Sign in: cookie flags, wrong password, rate limit.
 	a := b.post("/login", b.form("/login", "", url.Values{"username": {"carol"}, "password": {"correct horse"}}))
 	if a.status != 303 {

@@ -68,7 +68,7 @@ func (h *Handlers) DoRegister(c echo.Context) error {
 
 // ShowLogin draws the sign-in form.
 func (h *Handlers) ShowLogin(c echo.Context) error {
-	f := templates.Form{}
+	f := templates.Form{Values: map[string]string{"next": safeNext(c.QueryParam("next"))}}
 	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
 }
 
@@ -76,6 +76,7 @@ func (h *Handlers) ShowLogin(c echo.Context) error {
 func (h *Handlers) DoLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := form(c, "username")
+	f.Values["next"] = safeNext(c.QueryParam("next"))
 	username := strings.TrimSpace(c.FormValue("username"))
 	keys := []string{"user:" + username, "addr:" + c.RealIP()}
 	if blocked, wait := h.Limiter.Blocked(keys...); blocked {
@@ -94,8 +95,8 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 	if err := h.signIn(c, id); err != nil {
 		return err
 	}
-	next := c.QueryParam("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	next := safeNext(c.QueryParam("next"))
+	if next == "" {
 		next = "/tickets"
 	}
 	return web.Redirect(c, next)
@@ -156,4 +157,12 @@ func RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return web.Redirect(c, target)
 	}
+}
+
+// safeNext keeps a return path only if it stays on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	return next
 }
