@@ -132,7 +132,10 @@ func (w *RFC3161) Anchor(ctx context.Context, head events.Head) (Receipt, error)
 	if len(der) > maxTSAReply {
 		return Receipt{}, refused("rfc3161: reply from %s is larger than %d bytes", w.URL, maxTSAReply)
 	}
-	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/timestamp-reply") {
+	// RFC 3161 §3.4 names application/timestamp-reply; some authorities
+	// still send the draft name application/timestamp-response.
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/timestamp-reply") &&
+		!strings.HasPrefix(ct, "application/timestamp-response") {
 		return Receipt{}, refused("rfc3161: reply from %s has content type %q, want application/timestamp-reply", w.URL, ct)
 	}
 	ts, err := w.verify(head, der)
