@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/anchor"
 	"braid/internal/auth"
 	"braid/internal/tickets"
 	"braid/internal/web"
@@ -21,10 +22,24 @@ func serve(ctx context.Context, e env, args []string) error {
 	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
+	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
+	wf := addWitnessFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var job *anchor.Job
+	if *every > 0 || *wf.witness != "" {
+		if *every <= 0 {
+			return fail(exitFailed, "--witness needs --anchor-every, e.g. --anchor-every 1h")
+		}
+		w, closeW, err := wf.anchoring(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeW()
+		job = &anchor.Job{Witness: w, Interval: *every, Log: log}
+	}
 
 	a, err := openApp(ctx, *dbPath, log)
 	if err != nil {
@@ -36,6 +51,18 @@ func serve(ctx context.Context, e env, args []string) error {
 
 	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log}
 	srv := newServer(w, a, *secure)
+
+	if job != nil {
+		// The job reads the head from the writer's memory and records
+		// receipts on the auxiliary connection: a slow or dead witness never
+		// holds up a command.
+		job.Head, job.DB = a.writer.Head, a.db.Aux
+		jctx, stopJob := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); job.Run(jctx) }()
+		defer func() { stopJob(); <-done }()
+		log.Info("anchoring on a schedule", slog.String("witness", job.Witness.Name()), slog.Duration("every", *every))
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

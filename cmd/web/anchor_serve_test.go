@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"testing"
+	"time"
+
+	"braid/internal/anchor/anchortest"
+)
+
+func countAnchors(tb testing.TB, path string) (n int, pos int64, matches bool) {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT COUNT(*) FROM anchors`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	if n == 0 {
+		return 0, 0, false
+	}
+	var ah, eh []byte
+	if err := db.QueryRow(`SELECT a.position, a.hash, e.hash FROM anchors a JOIN events e ON e.position = a.position ORDER BY a.id DESC LIMIT 1`).Scan(&pos, &ah, &eh); err != nil {
+		tb.Fatal(err)
+	}
+	return n, pos, bytes.Equal(ah, eh)
+}
+
+// The scheduled job: a witness that is down leaves the site working and
+// the job retrying; once it is up, the head is anchored.
+func TestServeAnchorsOnScheduleAndSurvivesWitnessDown(t *testing.T) {
+	tsa := anchortest.NewTSA(t, "Schedule")
+	tsa.Stop()
+	s := startServer(t, "--anchor-every", "300ms", "--witness", "rfc3161", "--tsa-url", tsa.URL, "--tsa-roots", tsa.Roots)
+
+	b := newBrowser(t, s.URL)
+	b.register("ada") // the site works while the witness is down
+	b.open("first ticket")
+	time.Sleep(time.Second)
+	if n, _, _ := countAnchors(t, s.DB); n != 0 {
+		t.Fatalf("anchors while the TSA is down: got %d, want 0", n)
+	}
+
+	tsa.Start(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, pos, ok := countAnchors(t, s.DB)
+		if n > 0 {
+			if !ok {
+				t.Fatalf("anchor at position %d does not match the log's hash", pos)
+			}
+			if want := int64(countEvents(t, s.DB)); pos != want {
+				t.Fatalf("anchored position %d, want the head %d", pos, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no anchor 20 s after the TSA came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The head has not moved: the job skips rather than anchoring again.
+	time.Sleep(time.Second)
+	if n, _, _ := countAnchors(t, s.DB); n != 1 {
+		t.Fatalf("anchors after the head stood still: got %d, want 1", n)
+	}
+}
+
+func TestServeRefusesWitnessWithoutSchedule(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"serve", "--db", t.TempDir() + "/b.db", "--witness", "rfc3161", "--tsa-url", "http://127.0.0.1:1"},
+		func(string) string { return "" }, nil, &out, &errb)
+	if code != exitFailed || !bytes.Contains(errb.Bytes(), []byte("--anchor-every")) {
+		t.Fatalf("got exit %d, stderr %q; want 2 and a word on --anchor-every", code, errb.String())
+	}
+}
