@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"database/sql"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +66,27 @@ func TestServeAnchorsOnScheduleAndSurvivesWitnessDown(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The anchor's page says it matches and how to check it; the receipt it
+	// offers passes openssl's own check.
+	page := b.get("/anchors/1")
+	if page.status != 200 || !strings.Contains(page.body, "matches the log") || !strings.Contains(page.body, "openssl ts -verify -digest") {
+		t.Fatalf("anchor page: got %d\n%s", page.status, page.body)
+	}
+	rec := b.get("/anchors/1/receipt")
+	if rec.status != 200 || rec.header.Get("Content-Type") != "application/timestamp-reply" {
+		t.Fatalf("receipt: got %d %q", rec.status, rec.header.Get("Content-Type"))
+	}
+	tsr := filepath.Join(t.TempDir(), "r.tsr")
+	os.WriteFile(tsr, []byte(rec.body), 0o644)
+	_, head, _ := countAnchors(t, s.DB)
+	hash := hashAt(t, s.DB, head)
+	if out, err := anchortest.RunOpenssl(t.TempDir(), "ts", "-verify", "-digest", hash, "-in", tsr, "-CAfile", tsa.Roots); err != nil || !strings.Contains(out, "Verification: OK") {
+		t.Fatalf("openssl ts -verify on the downloaded receipt: %v\n%s", err, out)
+	}
+	if a := b.get("/anchors/99"); a.status != 404 {
+		t.Fatalf("unknown anchor: got %d, want 404", a.status)
+	}
+
 	// The head has not moved: the job skips rather than anchoring again.
 	time.Sleep(time.Second)
 	if n, _, _ := countAnchors(t, s.DB); n != 1 {
@@ -76,4 +101,18 @@ func TestServeRefusesWitnessWithoutSchedule(t *testing.T) {
 	if code != exitFailed || !bytes.Contains(errb.Bytes(), []byte("--anchor-every")) {
 		t.Fatalf("got exit %d, stderr %q; want 2 and a word on --anchor-every", code, errb.String())
 	}
+}
+
+func hashAt(tb testing.TB, path string, pos int64) string {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	var h []byte
+	if err := db.QueryRow(`SELECT hash FROM events WHERE position = ?`, pos).Scan(&h); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(h)
 }

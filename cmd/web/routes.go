@@ -78,6 +78,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// The log.
 	u.GET("/events", w.Feed)
 	u.GET("/events/:position", w.Event)
+
+	// Anchors: receipts from outside witnesses.
+	u.GET("/anchors/:id", w.Anchor)
+	u.GET("/anchors/:id/receipt", w.AnchorReceipt)
 }
 
 func healthz(w *web.Env) echo.HandlerFunc {
