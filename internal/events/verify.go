@@ -3,7 +3,11 @@ package events
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
+	"runtime"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,7 +44,11 @@ func NewChecker() *Checker {
 
 // Add checks e against the events before it; it returns the first failure,
 // and keeps returning it after.
-func (c *Checker) Add(e *Event) *Failure {
+func (c *Checker) Add(e *Event) *Failure { return c.add(e, nil) }
+
+// add is Add with, when sum is not nil, the hash of e's body already
+// computed (by Verify's scanners, in parallel).
+func (c *Checker) add(e *Event, sum *[32]byte) *Failure {
 	if c.fail != nil {
 		return c.fail
 	}
@@ -51,7 +59,13 @@ func (c *Checker) Add(e *Event) *Failure {
 	case e.ParentHash != c.prev.Hash:
 		c.fail = &Failure{Position: e.Position, Reason: fmt.Sprintf("parent hash mismatch: expected %s (hash of position %d), found %s", Hex(c.prev.Hash), c.prev.Position, Hex(e.ParentHash))}
 	default:
-		if got := c.h.hash(e); got != e.Hash {
+		var got [32]byte
+		if sum != nil {
+			got = *sum
+		} else {
+			got = c.h.hash(e)
+		}
+		if got != e.Hash {
 			c.fail = &Failure{Position: e.Position, Reason: fmt.Sprintf("hash mismatch: expected %s (recomputed), found %s", Hex(got), Hex(e.Hash))}
 			break
 		}
@@ -62,8 +76,9 @@ func (c *Checker) Add(e *Event) *Failure {
 			break
 		}
 		if v == 0 {
-			// Keys are copied once per aggregate; strings from the scanner are fresh.
-			k = aggKey{string([]byte(e.AggregateType)), string([]byte(e.AggregateID))}
+			// Keys are copied once per aggregate, so a caller may pass
+			// strings that view a buffer it reuses.
+			k = aggKey{strings.Clone(e.AggregateType), strings.Clone(e.AggregateID)}
 		}
 		c.versions[k] = e.Version
 		c.prev = Head{Position: e.Position, Hash: e.Hash}
@@ -77,16 +92,24 @@ func (c *Checker) Report() Report {
 	return Report{Intact: c.fail == nil, Events: c.n, Head: c.prev, Failure: c.fail}
 }
 
-// Verify walks the whole log in q and checks every link.
+// Verify walks the whole log in q and checks every link. Given the reader
+// pool (*sql.DB) it reads the log on several connections at once and hashes
+// while it reads (see verifyParallel); given a transaction or a connection
+// it reads it in one stream.
 func Verify(ctx context.Context, q Querier) (Report, error) {
 	start := time.Now()
 	c := NewChecker()
-	err := Scan(ctx, q, 0, func(e *Event) error {
-		if c.Add(e) != nil {
-			return errStop
-		}
-		return nil
-	})
+	var err error
+	if db, ok := q.(*sql.DB); ok {
+		err = verifyParallel(ctx, db, c)
+	} else {
+		err = Scan(ctx, q, 0, func(e *Event) error {
+			if c.Add(e) != nil {
+				return errStop
+			}
+			return nil
+		})
+	}
 	if err != nil && err != errStop {
 		return Report{}, err
 	}
@@ -104,4 +127,161 @@ var errStop error = stopErr{}
 // Equal reports whether two heads are the same.
 func (h Head) Equal(o Head) bool {
 	return h.Position == o.Position && bytes.Equal(h.Hash[:], o.Hash[:])
+}
+
+// verifyChunk is how many positions one query of verifyParallel covers.
+const verifyChunk = 4096
+
+// verifyBatch is one chunk of the log as read by a scanner: the events, the
+// hash of each one's body, and the buffer their payloads live in.
+type verifyBatch struct {
+	events []Event
+	sums   [][32]byte
+	data   []byte
+	ends   []int // where each event's payload ends in data
+	err    error
+}
+
+// verifyParallel feeds the log up to its current head into c. Reading rows
+// out of SQLite costs far more than checking them, so several scanners, each
+// on its own connection of the pool, read consecutive chunks of positions
+// (scanner i takes chunks i, i+n, i+2n…) and hash every body as they go; this
+// goroutine takes the chunks back in order and runs the checks that need the
+// previous event. Events are never updated or deleted, so connections that
+// started at different moments agree on every position up to the head read
+// first; events appended meanwhile are left to the next verification.
+// Batches are recycled, so a long log is read without per-event allocation
+// beyond the driver's own.
+func verifyParallel(ctx context.Context, db *sql.DB, c *Checker) error {
+	var last int64
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&last); err != nil {
+		return fmt.Errorf("verify: read head: %w", err)
+	}
+	chunks := int((last + verifyChunk - 1) / verifyChunk)
+	if chunks == 0 {
+		return nil
+	}
+	workers := min(max(runtime.GOMAXPROCS(0), 2), 4, chunks)
+
+	ctx, cancel := context.WithCancel(ctx)
+	out := make([]chan *verifyBatch, workers)
+	free := make(chan *verifyBatch, 3*workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		out[w] = make(chan *verifyBatch, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(out[w])
+			scanVerifyChunks(ctx, db, w, workers, chunks, out[w], free)
+		}()
+	}
+	defer func() {
+		cancel() // unblocks scanners still sending after an early return
+		wg.Wait()
+	}()
+
+	for k := range chunks {
+		b, ok := <-out[k%workers]
+		if !ok {
+			return ctx.Err()
+		}
+		if b.err != nil {
+			return b.err
+		}
+		for i := range b.events {
+			if c.add(&b.events[i], &b.sums[i]) != nil {
+				return errStop
+			}
+		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	return nil
+}
+
+// scanVerifyChunks reads chunks w, w+n, w+2n… of the log in order, sending
+// each, hashed, on out.
+func scanVerifyChunks(ctx context.Context, db *sql.DB, w, n, chunks int, out chan<- *verifyBatch, free chan *verifyBatch) {
+	st, err := db.PrepareContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position > ? AND position <= ? ORDER BY position`)
+	if err != nil {
+		sendBatch(ctx, out, &verifyBatch{err: fmt.Errorf("verify: %w", err)})
+		return
+	}
+	defer st.Close()
+	h := newHasher()
+	var (
+		e                Event
+		pos, ver, schema any
+		data, ph, hash   sql.RawBytes
+	)
+	dest := []any{&pos, &e.AggregateType, &e.AggregateID, &ver, &e.Type, &schema,
+		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &hash}
+	for k := w; k < chunks; k += n {
+		var b *verifyBatch
+		select {
+		case b = <-free:
+			b.events, b.data, b.ends = b.events[:0], b.data[:0], b.ends[:0]
+		default:
+			b = &verifyBatch{}
+		}
+		b.err = func() error {
+			lo := int64(k) * verifyChunk
+			rows, err := st.QueryContext(ctx, lo, lo+verifyChunk)
+			if err != nil {
+				return fmt.Errorf("verify: scan events: %w", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := rows.Scan(dest...); err != nil {
+					return fmt.Errorf("verify: scan event: %w", err)
+				}
+				var ok1, ok2, ok3 bool
+				e.Position, ok1 = pos.(int64)
+				e.Version, ok2 = ver.(int64)
+				s, ok3 := schema.(int64)
+				if !ok1 || !ok2 || !ok3 {
+					return fmt.Errorf("verify: an event after position %d has a position, version or schema that is not an integer", lo)
+				}
+				e.Schema = int(s)
+				e.ParentHash, e.Hash = [32]byte{}, [32]byte{}
+				copy(e.ParentHash[:], ph)
+				copy(e.Hash[:], hash)
+				// The payload is copied into the batch's buffer; Data is
+				// pointed at it once the chunk is read, as appending may
+				// move the buffer.
+				b.data = append(b.data, data...)
+				b.ends = append(b.ends, len(b.data))
+				e.Data = nil
+				b.events = append(b.events, e)
+			}
+			return rows.Err()
+		}()
+		if b.err == nil {
+			if cap(b.sums) < len(b.events) {
+				b.sums = make([][32]byte, len(b.events), cap(b.events))
+			}
+			b.sums = b.sums[:len(b.events)]
+			off := 0
+			for i, end := range b.ends {
+				b.events[i].Data = b.data[off:end:end]
+				off = end
+				b.sums[i] = h.hash(&b.events[i])
+			}
+		}
+		if !sendBatch(ctx, out, b) || b.err != nil {
+			return
+		}
+	}
+}
+
+func sendBatch(ctx context.Context, out chan<- *verifyBatch, b *verifyBatch) bool {
+	select {
+	case out <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
