@@ -63,7 +63,7 @@ type Tx struct {
 func (tx *Tx) Now() time.Time { return tx.now }
 
 // Q returns the writer's connection for lookups in read tables.
-func (tx *Tx) Q() Querier { return tx.w.conn }
+func (tx *Tx) Q() Querier { return tx.w.q }
 
 // Load returns the events of an aggregate with version > after, in order.
 func (tx *Tx) Load(ctx context.Context, aggType, aggID string, after int64) ([]Event, error) {
@@ -104,6 +104,9 @@ type WriterOptions struct {
 	Clock    func() time.Time
 	Logger   *slog.Logger
 	MaxBatch int // commands per commit, default 256
+	// Window is how long the writer waits for one more command before it
+	// commits a batch (default 100µs; negative: never wait).
+	Window time.Duration
 }
 
 // Writer owns the single write connection. One goroutine drains waiting
@@ -115,7 +118,9 @@ type Writer struct {
 	clock  func() time.Time
 	log    *slog.Logger
 	max    int
+	window time.Duration
 	conn   *sql.Conn
+	q      *stmtCache // conn, with statements prepared once
 	reqs   chan *request
 	closed bool
 	sendMu sync.RWMutex
@@ -142,11 +147,18 @@ func NewWriter(ctx context.Context, db *DB, reg *Registry, opt WriterOptions) (*
 	if w.max <= 0 {
 		w.max = 256
 	}
+	switch w.window = opt.Window; {
+	case w.window == 0:
+		w.window = 100 * time.Microsecond
+	case w.window < 0:
+		w.window = 0
+	}
 	conn, err := db.Write.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("writer connection: %w", err)
 	}
 	w.conn = conn
+	w.q = newStmtCache(conn)
 	if err := w.prepare(ctx); err != nil {
 		conn.Close()
 		return nil, err
@@ -264,24 +276,42 @@ func (w *Writer) Close() error {
 	for _, st := range []*sql.Stmt{w.stInsert, w.stLoad, w.stLast, w.stByCommand, w.stVersion, w.stCheckpoint} {
 		st.Close()
 	}
+	w.q.close()
 	return w.conn.Close()
 }
 
 func (w *Writer) loop() {
 	defer close(w.stop)
 	batch := make([]*request, 0, w.max)
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
 	for r := range w.reqs {
 		batch = append(batch[:0], r)
-	drain:
+		// Gather: take what is waiting, then keep taking while more arrive
+		// within a short quiet window. Callers answered by the last commit
+		// are typically a few microseconds from sending their next command;
+		// waiting for them lets one fsync cover them all.
+	gather:
 		for len(batch) < w.max {
 			select {
 			case r, ok := <-w.reqs:
 				if !ok {
-					break drain
+					break gather
 				}
 				batch = append(batch, r)
+				continue
 			default:
-				break drain
+			}
+			quiet.Reset(w.window)
+			select {
+			case r, ok := <-w.reqs:
+				quiet.Stop()
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			case <-quiet.C:
+				break gather
 			}
 		}
 		w.run(batch)
@@ -307,7 +337,7 @@ func (w *Writer) run(batch []*request) {
 	start := w.cur
 	for _, r := range batch {
 		if r.exclusive != nil {
-			r.err = w.savepoint(ctx, func() error { return r.exclusive(ctx, w.conn) })
+			r.err = w.savepoint(ctx, func() error { return r.exclusive(ctx, w.q) })
 			continue
 		}
 		r.res, r.err = w.one(ctx, r.cmd)
@@ -342,17 +372,17 @@ func (w *Writer) run(batch []*request) {
 
 // savepoint runs fn in its own SAVEPOINT, rolling back to it on error.
 func (w *Writer) savepoint(ctx context.Context, fn func() error) error {
-	if _, err := w.conn.ExecContext(ctx, "SAVEPOINT cmd"); err != nil {
+	if _, err := w.q.ExecContext(ctx, "SAVEPOINT cmd"); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
 	if err := fn(); err != nil {
-		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK TO cmd"); rerr != nil {
+		if _, rerr := w.q.ExecContext(ctx, "ROLLBACK TO cmd"); rerr != nil {
 			return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rerr))
 		}
-		w.conn.ExecContext(ctx, "RELEASE cmd")
+		w.q.ExecContext(ctx, "RELEASE cmd")
 		return err
 	}
-	if _, err := w.conn.ExecContext(ctx, "RELEASE cmd"); err != nil {
+	if _, err := w.q.ExecContext(ctx, "RELEASE cmd"); err != nil {
 		return fmt.Errorf("release savepoint: %w", err)
 	}
 	return nil
@@ -403,7 +433,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
 					return fmt.Errorf("append %s: %w", e.Type, err)
 				}
-				if err := w.reg.Apply(ctx, w.conn, &e); err != nil {
+				if err := w.reg.Apply(ctx, w.q, &e); err != nil {
 					return err
 				}
 				w.cur = Head{Position: e.Position, Hash: e.Hash}
@@ -412,7 +442,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 			}
 		}
 		if cmd.After != nil {
-			if err := cmd.After(ctx, w.conn, res.Events); err != nil {
+			if err := cmd.After(ctx, w.q, res.Events); err != nil {
 				return err
 			}
 		}
