@@ -87,15 +87,16 @@ func TestAsOfMatchesProjectionAtEveryPosition(t *testing.T) {
 	dir := t.TempDir()
 	src := newTestLog(t, filepath.Join(dir, "source.db"))
 
-	commands := 3000
+	commands := 2000
 	if testing.Short() {
 		commands = 600
 	}
+	began := time.Now()
 	sum, err := tickettest.Run(ctx, rng, src.tix, src.people, tickettest.Config{Users: 5, Commands: commands})
 	if err != nil {
 		t.Fatalf("generate: %v", err)
 	}
-	t.Logf("generated %d valid and %d invalid commands, %d events, %d tickets: %v", sum.Commands, sum.Invalid, sum.Events, sum.Tickets, sum.ByKind)
+	t.Logf("generated in %s: %d valid and %d invalid commands, %d events, %d tickets: %v", time.Since(began).Round(time.Millisecond), sum.Commands, sum.Invalid, sum.Events, sum.Tickets, sum.ByKind)
 	if min := int64(commands) * 8 / 10; sum.Events < min {
 		t.Fatalf("got %d events, want at least %d", sum.Events, min)
 	}
