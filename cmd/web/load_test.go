@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"html"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,4 +158,54 @@ func BenchmarkHTTPComments(b *testing.B) {
 		b.Fatalf("the log has %d events, want %d (users, tickets, comments)", got, want)
 	}
 	verifyDB(b, s.DB)
+}
+
+// TestSessionsSavedWhenChanged checks the session middleware: a session is
+// written when sign-in, a flash or sign-out changes it, and not again on
+// every page view just to push its idle deadline back.
+func TestSessionsSavedWhenChanged(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.register("ada")
+	if page := b.get("/tickets").body; !strings.Contains(page, "Welcome") { // pops the welcome flash: a change
+		t.Fatalf("the welcome flash after sign-up is missing")
+	}
+	sessions := func() (rows int, expiry string) {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+s.DB+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.QueryRow(`SELECT COUNT(*), COALESCE(group_concat(expiry), '') FROM sessions`).Scan(&rows, &expiry); err != nil {
+			t.Fatal(err)
+		}
+		return rows, expiry
+	}
+	n, first := sessions()
+	if n != 1 {
+		t.Fatalf("signed in: got %d sessions stored, want 1", n)
+	}
+	for range 5 {
+		if a := b.get("/tickets"); a.status != http.StatusOK {
+			t.Fatalf("GET /tickets signed in: got %d, want 200", a.status)
+		}
+	}
+	if _, now := sessions(); now != first {
+		t.Fatalf("page views rewrote the session: expiry got %s, want %s unchanged", now, first)
+	}
+	// A flash is a change: saved, shown once, then gone.
+	loc := b.open("flash me")
+	if page := b.get(loc).body; !strings.Contains(page, "opened.") {
+		t.Fatalf("the flash after opening a ticket is missing")
+	}
+	if page := b.get(loc).body; strings.Contains(page, "opened.") {
+		t.Fatalf("the flash was shown twice: its removal was not saved")
+	}
+	if a := b.post("/logout", b.form("/tickets", "/logout", nil)); a.status != http.StatusSeeOther {
+		t.Fatalf("logout: got %d, want 303", a.status)
+	}
+	if n, _ := sessions(); n != 0 {
+		t.Fatalf("after sign-out: got %d sessions stored, want 0", n)
+	}
 }
