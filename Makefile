@@ -55,3 +55,7 @@ assets:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/...
+
+# Comment posts against the real server: 64 signed-in clients, 100 tickets.
+bench-http:
+	$(GO) test -run '^$$' -bench BenchmarkHTTPComments -benchtime 20000x ./cmd/web

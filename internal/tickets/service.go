@@ -81,9 +81,10 @@ func (s *Service) remember(id string, t Ticket) {
 // on runs a command against ticket id: decide gets the current state.
 func (s *Service) on(ctx context.Context, actor, cmdID string, id int64, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
 	sid := strconv.FormatInt(id, 10)
-	return s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-		t, err := s.load(ctx, tx, sid)
-		if err != nil {
+	var t Ticket
+	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+		var err error
+		if t, err = s.load(ctx, tx, sid); err != nil {
 			return nil, err
 		}
 		evs, err := decide(t, tx)
@@ -92,6 +93,17 @@ func (s *Service) on(ctx context.Context, actor, cmdID string, id int64, decide 
 		}
 		return []events.Change{{AggregateType: Aggregate, AggregateID: sid, Expect: t.Version, Events: evs}}, nil
 	}})
+	if err == nil && !res.Repeated && len(res.Events) > 0 {
+		// Remember the state after the command, folded here rather than on
+		// the writer's goroutine, so the next command on this ticket finds
+		// it without reading the log. load still checks it against the
+		// log's last version and hash before any use.
+		for i := range res.Events {
+			t = s.Types.Apply(t, &res.Events[i], s.Registry)
+		}
+		s.remember(sid, t)
+	}
+	return res, err
 }
 
 // Open opens a ticket and returns its number.
