@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -44,7 +40,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 			return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token")
 		},
 	})
-	s := e.Group("", sessions(w.Sessions, w.Log, time.Minute), people.LoadUser)
+	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), people.LoadUser)
 	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
 
 	// Public pages; every form still carries a CSRF token.
@@ -132,89 +128,4 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
-}
-
-// refreshedKey is the session value holding when the session's idle
-// deadline was last pushed back (Unix seconds).
-const refreshedKey = "refreshed_at"
-
-// sessions loads the session of each request and saves it when the handler
-// changed it (values, token, destroyed), or when its idle deadline was last
-// pushed back more than every ago. scs's own LoadAndSave saves on every
-// request once an idle timeout is set: a write transaction with an fsync per
-// page view, queued behind the log's writer for the database's one write
-// lock. That was the largest cost of a comment post; the idle deadline only
-// needs minute precision.
-func sessions(sm *scs.SessionManager, log *slog.Logger, every time.Duration) echo.MiddlewareFunc {
-	type snapshot struct {
-		token  string
-		values map[string]any
-	}
-	take := func(ctx context.Context) snapshot {
-		s := snapshot{token: sm.Token(ctx), values: map[string]any{}}
-		for _, k := range sm.Keys(ctx) {
-			s.values[k] = sm.Get(ctx, k)
-		}
-		return s
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			c.Response().Header().Add("Vary", "Cookie")
-			var token string
-			if ck, err := c.Request().Cookie(sm.Cookie.Name); err == nil {
-				token = ck.Value
-			}
-			ctx, err := sm.Load(c.Request().Context(), token)
-			if err != nil {
-				return fmt.Errorf("load session: %w", err)
-			}
-			c.SetRequest(c.Request().WithContext(ctx))
-			before := take(ctx)
-			saved := false
-			save := func() error {
-				saved = true
-				// Handlers may derive the request context; the session
-				// data travels in it by pointer.
-				ctx := c.Request().Context()
-				switch sm.Status(ctx) {
-				case scs.Destroyed:
-					sm.WriteSessionCookie(ctx, c.Response(), "", time.Time{})
-					return nil
-				case scs.Unmodified:
-					return nil
-				}
-				now := time.Now()
-				after := take(ctx)
-				last := time.Unix(sm.GetInt64(ctx, refreshedKey), 0)
-				if after.token == before.token && after.token != "" && reflect.DeepEqual(after.values, before.values) && now.Sub(last) < every {
-					return nil // only the idle deadline would move, and it moved recently
-				}
-				sm.Put(ctx, refreshedKey, now.Unix())
-				tok, expiry, err := sm.Commit(ctx)
-				if err != nil {
-					return fmt.Errorf("save session: %w", err)
-				}
-				sm.WriteSessionCookie(ctx, c.Response(), tok, expiry)
-				return nil
-			}
-			// Saved just before the status line goes out, so the cookie can
-			// still be set; a failed save turns the answer into a 500.
-			c.Response().Before(func() {
-				if saved {
-					return
-				}
-				if err := save(); err != nil {
-					log.Error("request failed", slog.String("path", c.Request().URL.Path), slog.Any("err", err))
-					c.Response().Status = http.StatusInternalServerError
-				}
-			})
-			err = next(c)
-			if !saved && !c.Response().Committed {
-				if serr := save(); serr != nil {
-					return serr
-				}
-			}
-			return err
-		}
-	}
 }

@@ -22,10 +22,13 @@ func Register(reg *events.Registry) Types {
 	}
 
 	// tickets and their labels.
-	p := reg.NewProjection("tickets", "tickets", "ticket_labels")
+	p := reg.NewProjection("tickets", "tickets", "ticket_labels", "ticket_counts")
 	events.On(reg, p, t.Opened, func(ctx context.Context, q events.Querier, e *events.Event, d Opened) error {
 		if _, err := q.ExecContext(ctx, `INSERT INTO tickets (id, title, body, status, assignee, author, version, comment_count, opened_at, updated_at)
 			VALUES (?, ?, ?, 'open', '', ?, ?, 0, ?, ?)`, e.AggregateID, d.Title, d.Body, e.Actor, e.Version, e.OccurredAt, e.OccurredAt); err != nil {
+			return err
+		}
+		if err := count(ctx, q, "open", 1); err != nil {
 			return err
 		}
 		return setLabels(ctx, q, e.AggregateID, d.Labels)
@@ -54,9 +57,15 @@ func Register(reg *events.Registry) Types {
 		return touch("assignee = ''")(ctx, q, e)
 	})
 	events.On(reg, p, t.Closed, func(ctx context.Context, q events.Querier, e *events.Event, d Closed) error {
+		if err := move(ctx, q, "open", "closed"); err != nil {
+			return err
+		}
 		return touch("status = 'closed'")(ctx, q, e)
 	})
 	events.On(reg, p, t.Reopened, func(ctx context.Context, q events.Querier, e *events.Event, d Reopened) error {
+		if err := move(ctx, q, "closed", "open"); err != nil {
+			return err
+		}
 		return touch("status = 'open'")(ctx, q, e)
 	})
 	events.On(reg, p, t.CommentAdded, func(ctx context.Context, q events.Querier, e *events.Event, d CommentAdded) error {
@@ -100,6 +109,20 @@ func Register(reg *events.Registry) Types {
 		return err
 	})
 	return t
+}
+
+// count adds by to the number of tickets with status.
+func count(ctx context.Context, q events.Querier, status string, by int) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO ticket_counts (status, n) VALUES (?, ?)
+		ON CONFLICT (status) DO UPDATE SET n = n + excluded.n`, status, by)
+	return err
+}
+
+func move(ctx context.Context, q events.Querier, from, to string) error {
+	if err := count(ctx, q, from, -1); err != nil {
+		return err
+	}
+	return count(ctx, q, to, 1)
 }
 
 func setLabels(ctx context.Context, q events.Querier, id string, labels []string) error {

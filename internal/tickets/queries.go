@@ -89,7 +89,13 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
 	}
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
-	rows, err := q.QueryContext(ctx, `SELECT t.status, COUNT(*) FROM tickets t WHERE `+strings.Join(where, " AND ")+` GROUP BY t.status`, args...)
+	// With no filter but status, the counts come from the table the
+	// projection keeps; otherwise they are counted over the matches.
+	countSQL := `SELECT t.status, COUNT(*) FROM tickets t WHERE ` + strings.Join(where, " AND ") + ` GROUP BY t.status`
+	if len(args) == 0 {
+		countSQL = `SELECT status, n FROM ticket_counts`
+	}
+	rows, err := q.QueryContext(ctx, countSQL, args...)
 	if err != nil {
 		return l, fmt.Errorf("count tickets: %w", err)
 	}

@@ -208,10 +208,17 @@ func (d Draft) Validate() error {
 	if len(d.Labels) > MaxLabels {
 		f["labels"] = fmt.Sprintf("At most %d labels; there are %d.", MaxLabels, len(d.Labels))
 	}
+	seen := map[string]bool{}
 	for _, l := range d.Labels {
-		if utf8.RuneCountInString(l) > MaxLabelSize {
-			f["labels"] = fmt.Sprintf("Each label is 1 to %d characters; %q is longer.", MaxLabelSize, l)
+		switch {
+		case l == "" || utf8.RuneCountInString(l) > MaxLabelSize:
+			f["labels"] = fmt.Sprintf("Each label is 1 to %d characters; %q is not.", MaxLabelSize, l)
+		case strings.Contains(l, ","):
+			f["labels"] = fmt.Sprintf("Labels are separated by commas, so %q cannot be one label.", l)
+		case seen[l]:
+			f["labels"] = fmt.Sprintf("The label %q is given twice.", l)
 		}
+		seen[l] = true
 	}
 	if len(f) > 0 {
 		return &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: f}
