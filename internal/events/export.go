@@ -180,7 +180,8 @@ func VerifyExport(r io.Reader) (Report, error) {
 // hashes), applies it through every projection of reg (the functions the
 // writer uses) and sets every checkpoint, all in one transaction. A broken
 // braid rolls everything back and returns a *BrokenError; nothing is left
-// half imported.
+// half imported. It takes db's write connection: no Writer may be running
+// on db.
 func Import(ctx context.Context, db *DB, reg *Registry, r io.Reader) (Report, error) {
 	start := time.Now()
 	conn, err := db.Write.Conn(ctx)
