@@ -422,4 +422,3 @@ func (t projTable) swap(ctx context.Context, src, dst Querier) error {
 	}
 	return flush(n)
 }
-
