@@ -52,4 +52,3 @@ func checkAnchors(ctx context.Context, db *events.DB) ([]web.AnchorCheck, error)
 func anchorFunc(db *events.DB) web.AnchorFunc {
 	return func(ctx context.Context) ([]web.AnchorCheck, error) { return checkAnchors(ctx, db) }
 }
-
