@@ -172,18 +172,28 @@ func TestVerifyFindsTampering(t *testing.T) {
 		wantCode int
 		wantLine string // prefix of the first line
 	}{
-		{"payload bytes", func(db *sql.DB) { mustExec(t, db, fmt.Sprintf(`UPDATE events SET data = replace(data, '"n":', '"n": ') WHERE position = %d`, k)) },
+		{"payload bytes", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`UPDATE events SET data = replace(data, '"n":', '"n": ') WHERE position = %d`, k))
+		},
 			1, fmt.Sprintf("broken at position %d: hash mismatch", k)},
-		{"actor", func(db *sql.DB) { mustExec(t, db, fmt.Sprintf(`UPDATE events SET actor = 'mallory' WHERE position = %d`, k)) },
+		{"actor", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`UPDATE events SET actor = 'mallory' WHERE position = %d`, k))
+		},
 			1, fmt.Sprintf("broken at position %d: hash mismatch", k)},
 		{"time", func(db *sql.DB) {
 			mustExec(t, db, fmt.Sprintf(`UPDATE events SET occurred_at = '2020-01-01T00:00:00.000000000Z' WHERE position = %d`, k))
 		}, 1, fmt.Sprintf("broken at position %d: hash mismatch", k)},
-		{"type", func(db *sql.DB) { mustExec(t, db, fmt.Sprintf(`UPDATE events SET event_type = 'thing_undone' WHERE position = %d`, k)) },
+		{"type", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`UPDATE events SET event_type = 'thing_undone' WHERE position = %d`, k))
+		},
 			1, fmt.Sprintf("broken at position %d: hash mismatch", k)},
-		{"hash", func(db *sql.DB) { mustExec(t, db, fmt.Sprintf(`UPDATE events SET hash = zeroblob(32) WHERE position = %d`, k)) },
+		{"hash", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`UPDATE events SET hash = zeroblob(32) WHERE position = %d`, k))
+		},
 			1, fmt.Sprintf("broken at position %d: hash mismatch", k)},
-		{"parent hash", func(db *sql.DB) { mustExec(t, db, fmt.Sprintf(`UPDATE events SET parent_hash = zeroblob(32) WHERE position = %d`, k)) },
+		{"parent hash", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`UPDATE events SET parent_hash = zeroblob(32) WHERE position = %d`, k))
+		},
 			1, fmt.Sprintf("broken at position %d: parent hash mismatch", k)},
 		{"deleted event", func(db *sql.DB) { mustExec(t, db, fmt.Sprintf(`DELETE FROM events WHERE position = %d`, k)) },
 			1, fmt.Sprintf("broken at position %d: position gap: expected position %d, found %d", k, k, k+1)},
