@@ -110,6 +110,8 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 		}
 	}
 
+	cache := &stmtCache{conn: scratch, stmts: map[string]*sql.Stmt{}}
+	defer cache.close()
 	total := w.Head().Position
 	c := NewChecker()
 	inTx := false
@@ -123,7 +125,7 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 			}
 			inTx = true
 		}
-		if err := reg.Apply(ctx, scratch, e); err != nil {
+		if err := reg.Apply(ctx, cache, e); err != nil {
 			return err
 		}
 		res.Events++
@@ -421,4 +423,52 @@ func (t projTable) swap(ctx context.Context, src, dst Querier) error {
 		return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
 	}
 	return flush(n)
+}
+
+// stmtCache is a Querier that prepares each distinct statement the
+// projections run once, on one connection: replay runs the same few
+// statements millions of times.
+type stmtCache struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext prepares no statement: a *sql.Row cannot carry a
+// preparation error, so it goes to the connection as it is.
+func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.conn.QueryRowContext(ctx, query, args...)
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
 }
