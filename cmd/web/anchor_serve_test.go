@@ -87,6 +87,35 @@ func TestServeAnchorsOnScheduleAndSurvivesWitnessDown(t *testing.T) {
 		t.Fatalf("unknown anchor: got %d, want 404", a.status)
 	}
 
+	// /verify, public, lists the anchor and the full head.
+	pub := newBrowser(t, s.URL)
+	var vpage answer
+	for i := 0; i < 50; i++ { // the first check runs in the background
+		vpage = pub.get("/verify")
+		if strings.Contains(vpage.body, hash) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if vpage.status != 200 || !strings.Contains(vpage.body, hash) || !strings.Contains(vpage.body, "rfc3161") {
+		t.Fatalf("/verify: got %d, want the head %s and the rfc3161 anchor\n%s", vpage.status, hash, vpage.body)
+	}
+
+	// web verify checks the receipt against the roots it is given, and
+	// refuses it under roots that did not sign it.
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"verify", "--db", s.DB, "--tsa-roots", tsa.Roots}, func(string) string { return "" }, nil, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "receipt checked by rfc3161") {
+		t.Fatalf("verify with the TSA's roots: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	other := anchortest.NewTSA(t, "Other")
+	out.Reset()
+	errb.Reset()
+	code = run(t.Context(), []string{"verify", "--db", s.DB, "--tsa-roots", other.Roots}, func(string) string { return "" }, nil, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "receipt does not hold") {
+		t.Fatalf("verify with other roots: exit %d, want 1 and the anchor named\n%s%s", code, out.String(), errb.String())
+	}
+
 	// The head has not moved: the job skips rather than anchoring again.
 	time.Sleep(time.Second)
 	if n, _, _ := countAnchors(t, s.DB); n != 1 {

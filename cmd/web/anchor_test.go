@@ -18,7 +18,7 @@ import (
 
 // seedLog writes n events into a fresh database at path through the real
 // writer, with a one-type registry, and returns the head.
-func seedLog(tb testing.TB, path string, n int) events.Head {
+func seedAnchorLog(tb testing.TB, path string, n int) events.Head {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := events.Open(ctx, path, migrations.FS)
@@ -56,7 +56,7 @@ func runAnchor(args ...string) (code int, stdout, stderr string) {
 func TestAnchorCommand(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "braid.db")
-	head := seedLog(t, dbPath, 3)
+	head := seedAnchorLog(t, dbPath, 3)
 	headHex := hex.EncodeToString(head.Hash[:])
 	empty := filepath.Join(dir, "empty.db")
 

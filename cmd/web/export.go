@@ -1,7 +1,51 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"braid/internal/events"
+)
 
 func export(ctx context.Context, e env, args []string) error {
-	return fail(exitFailed, "not built yet")
+	fs, dbPath := newFlags(e, "export", "export [--db PATH] [-o FILE]")
+	out := fs.String("o", "", "write to FILE instead of standard output")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*dbPath); err != nil {
+		return fail(exitFailed, "no database at %s: %v", *dbPath, errors.Unwrap(err))
+	}
+	db, err := openDB(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var w io.Writer = e.stdout
+	var f *os.File
+	if *out != "" {
+		if f, err = os.Create(*out); err != nil {
+			return fail(exitFailed, "%v", err)
+		}
+		w = f
+	}
+	n, err := events.Export(ctx, db.Read, w)
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(*out)
+		}
+	}
+	if err != nil {
+		return fail(exitFailed, "%v", err)
+	}
+	if f != nil {
+		fmt.Fprintf(e.stderr, "exported %d events to %s\n", n, *out)
+	}
+	return nil
 }

@@ -1,7 +1,74 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"braid/internal/events"
+)
 
 func replay(ctx context.Context, e env, args []string) error {
-	return fail(exitFailed, "not built yet")
+	fs, dbPath := newFlags(e, "replay", "replay [--db PATH] [--batch N]")
+	batch := fs.Int("batch", 10000, "events applied per commit of the scratch database")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*dbPath); err != nil {
+		return fail(exitFailed, "no database at %s: %v", *dbPath, errors.Unwrap(err))
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := openApp(ctx, *dbPath, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	opt := events.ReplayOptions{Batch: *batch, Logger: log}
+	var bar *progressbar.ProgressBar
+	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions64(a.writer.Head().Position,
+			progressbar.OptionSetWriter(f),
+			progressbar.OptionSetDescription("replaying"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("events"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		opt.Progress = func(done, total int64) {
+			if total > bar.GetMax64() {
+				bar.ChangeMax64(total)
+			}
+			bar.Set64(min(done, bar.GetMax64()))
+		}
+	}
+	res, err := events.Replay(ctx, a.db, a.reg, a.writer, opt)
+	if bar != nil {
+		bar.Exit()
+		fmt.Fprintln(e.stdout)
+	}
+	var broken *events.BrokenError
+	if errors.As(err, &broken) {
+		return fail(exitBroken, "%v; nothing was changed", broken)
+	}
+	if err != nil {
+		return fail(exitFailed, "%v", err)
+	}
+	names := strings.Join(res.Projections, ", ")
+	if names == "" {
+		names = "(none registered)"
+	}
+	rate := float64(res.Events) / res.Took.Seconds()
+	fmt.Fprintf(e.stdout, "replayed %d events in %s (%.0f events/s); projections: %s\n",
+		res.Events, res.Took.Round(time.Millisecond), rate, names)
+	return nil
 }

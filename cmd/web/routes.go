@@ -16,7 +16,7 @@ import (
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, mon *web.Monitor, secure bool) {
 	e.Pre(middleware.MethodOverrideWithConfig(middleware.MethodOverrideConfig{
 		Getter: middleware.MethodFromForm("_method"),
 	}))
@@ -52,6 +52,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	p.GET("/login", people.ShowLogin)
 	p.POST("/login", people.DoLogin)
 	p.POST("/logout", people.Logout)
+
+	// The braid, checked in the background; public so anyone can compare
+	// the head with a receipt.
+	p.GET("/verify", web.VerifyPage(w, mon))
 
 	// Everything below needs a signed-in user: someone signed out is sent to
 	// /login (303) before anything else is looked at.

@@ -50,7 +50,13 @@ func serve(ctx context.Context, e env, args []string) error {
 	sessions := auth.NewSessions(a.db, *secure)
 
 	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log}
-	srv := newServer(w, a, *secure)
+	checkers, closeC, err := wf.checkers(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeC()
+	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
+	srv := newServer(w, a, mon, *secure)
 
 	if job != nil {
 		// The job reads the head from the writer's memory and records
@@ -100,13 +106,13 @@ func defaultAddr(getenv func(string) string) string {
 }
 
 // newServer builds the echo server with its middleware and every route.
-func newServer(w *web.Env, a *app, secure bool) *echo.Echo {
+func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = w.ErrorHandler
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users},
 		Limiter: auth.NewLimiter(5, 15*time.Minute)}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets)}
-	routes(e, w, people, tix, secure)
+	routes(e, w, people, tix, mon, secure)
 	return e
 }

@@ -1,0 +1,258 @@
+package events
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"braid/internal/errs"
+)
+
+// exportLine is one line of an export: the log's columns as keys (see
+// CONTRACT.md, Export). Field order is the column order.
+type exportLine struct {
+	Position      *int64  `json:"position"`
+	AggregateType *string `json:"aggregate_type"`
+	AggregateID   *string `json:"aggregate_id"`
+	Version       *int64  `json:"version"`
+	EventType     *string `json:"event_type"`
+	Schema        *int    `json:"schema"`
+	Actor         *string `json:"actor"`
+	OccurredAt    *string `json:"occurred_at"`
+	CommandID     *string `json:"command_id"`
+	Data          *string `json:"data"`
+	ParentHash    *string `json:"parent_hash"`
+	Hash          *string `json:"hash"`
+}
+
+// Export writes every event of the log in q as JSON Lines, in position
+// order, and returns how many it wrote. It streams: the log is never held in
+// memory. data is a JSON string holding the exact payload bytes; hashes are
+// lowercase hex.
+func Export(ctx context.Context, q Querier, w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	var n int64
+	err := Scan(ctx, q, 0, func(e *Event) error {
+		// JSON strings cannot carry invalid UTF-8 byte for byte: refuse
+		// rather than write a copy whose hashes would not recompute.
+		for _, s := range []string{e.AggregateType, e.AggregateID, e.Type, e.Actor, e.OccurredAt, e.CommandID} {
+			if !utf8.ValidString(s) {
+				return fmt.Errorf("export: event %d has a field that is not UTF-8", e.Position)
+			}
+		}
+		if !utf8.Valid(e.Data) {
+			return fmt.Errorf("export: event %d has a payload that is not UTF-8", e.Position)
+		}
+		data, ph, h := string(e.Data), Hex(e.ParentHash), Hex(e.Hash)
+		l := exportLine{&e.Position, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &e.Schema,
+			&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h}
+		if err := enc.Encode(&l); err != nil {
+			return fmt.Errorf("export event %d: %w", e.Position, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("export: %w", err)
+	}
+	return n, nil
+}
+
+// ReadExport reads an export from r and calls fn with each event in file
+// order. A line that is not a complete event is an invalid error naming its
+// line number; an error from fn stops the reading and is returned as is.
+// The *Event passed to fn is reused: copy what must outlive the call.
+func ReadExport(r io.Reader, fn func(line int64, e *Event) error) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var e Event
+	var buf []byte
+	for line := int64(1); ; line++ {
+		buf = buf[:0]
+		for {
+			chunk, err := br.ReadSlice('\n')
+			buf = append(buf, chunk...)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err == io.EOF {
+				if len(bytes.TrimSpace(buf)) == 0 {
+					return nil
+				}
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read export line %d: %w", line, err)
+			}
+			break
+		}
+		if err := decodeLine(buf, &e); err != nil {
+			return errs.E(errs.Invalid, "line %d: %v", line, err)
+		}
+		if err := fn(line, &e); err != nil {
+			return err
+		}
+	}
+}
+
+func decodeLine(b []byte, e *Event) error {
+	var l exportLine
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return fmt.Errorf("not a JSON event: %v", err)
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value on the line")
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"position", l.Position != nil}, {"aggregate_type", l.AggregateType != nil}, {"aggregate_id", l.AggregateID != nil},
+		{"version", l.Version != nil}, {"event_type", l.EventType != nil}, {"schema", l.Schema != nil},
+		{"actor", l.Actor != nil}, {"occurred_at", l.OccurredAt != nil}, {"command_id", l.CommandID != nil},
+		{"data", l.Data != nil}, {"parent_hash", l.ParentHash != nil}, {"hash", l.Hash != nil},
+	} {
+		if !f.set {
+			return fmt.Errorf("key %q is missing", f.name)
+		}
+	}
+	*e = Event{Position: *l.Position, AggregateType: *l.AggregateType, AggregateID: *l.AggregateID,
+		Version: *l.Version, Type: *l.EventType, Schema: *l.Schema, Actor: *l.Actor,
+		OccurredAt: *l.OccurredAt, CommandID: *l.CommandID, Data: []byte(*l.Data)}
+	if err := decodeHash(*l.ParentHash, &e.ParentHash); err != nil {
+		return fmt.Errorf("parent_hash: %v", err)
+	}
+	if err := decodeHash(*l.Hash, &e.Hash); err != nil {
+		return fmt.Errorf("hash: %v", err)
+	}
+	return nil
+}
+
+func decodeHash(s string, out *[32]byte) error {
+	if len(s) != 64 {
+		return fmt.Errorf("want 64 lowercase hex digits, found %d characters", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return fmt.Errorf("want lowercase hex, found %q", c)
+		}
+	}
+	_, err := hex.Decode(out[:], []byte(s))
+	return err
+}
+
+// VerifyExport checks an export read from r link by link with a Checker,
+// with no database. A broken braid is a Report with Intact false; an error
+// means the file could not be read as an export (its message names the
+// line).
+func VerifyExport(r io.Reader) (Report, error) {
+	start := time.Now()
+	c := NewChecker()
+	err := ReadExport(r, func(_ int64, e *Event) error {
+		if c.Add(e) != nil {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return Report{}, err
+	}
+	rep := c.Report()
+	rep.Took = time.Since(start)
+	return rep, nil
+}
+
+// Import loads an export into db, whose log must be empty: it checks every
+// event with a Checker as it goes, inserts each as it is (the same bytes and
+// hashes), applies it through every projection of reg (the functions the
+// writer uses) and sets every checkpoint, all in one transaction. A broken
+// braid rolls everything back and returns a *BrokenError; nothing is left
+// half imported. It takes db's write connection: no Writer may be running
+// on db.
+func Import(ctx context.Context, db *DB, reg *Registry, r io.Reader) (Report, error) {
+	start := time.Now()
+	conn, err := db.Write.Conn(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("import: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return Report{}, fmt.Errorf("import: begin: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	var existing int64
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1)`).Scan(&existing); err != nil {
+		return Report{}, fmt.Errorf("import: %w", err)
+	}
+	if existing > 0 {
+		return Report{}, errs.E(errs.Conflict, "the database already has events: import only into a new one")
+	}
+	ins, err := conn.PrepareContext(ctx, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return Report{}, fmt.Errorf("import: %w", err)
+	}
+	defer ins.Close()
+	c := NewChecker()
+	var lastCmd string
+	var idx int64
+	err = ReadExport(r, func(_ int64, e *Event) error {
+		if f := c.Add(e); f != nil {
+			return &BrokenError{Failure: *f}
+		}
+		// command_index is not in the export: a command's events are
+		// appended together, so it counts the run of equal command ids.
+		if e.CommandID == lastCmd {
+			idx++
+		} else {
+			lastCmd, idx = e.CommandID, 0
+		}
+		if _, err := ins.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version, e.Type, e.Schema,
+			e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
+			return fmt.Errorf("insert event %d: %w", e.Position, err)
+		}
+		return reg.Apply(ctx, conn, e)
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	rep := c.Report()
+	if err := setCheckpoints(ctx, conn, reg, rep.Head.Position); err != nil {
+		return Report{}, err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return Report{}, fmt.Errorf("import: commit: %w", err)
+	}
+	done = true
+	rep.Took = time.Since(start)
+	return rep, nil
+}
+
+// setCheckpoints records that every projection of reg has applied the log up
+// to position.
+func setCheckpoints(ctx context.Context, q Querier, reg *Registry, position int64) error {
+	for _, p := range reg.Projections() {
+		if _, err := q.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position`, p.Name, position); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}

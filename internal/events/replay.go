@@ -1,0 +1,486 @@
+package events
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// BrokenError says the braid is broken at Failure: replay and import stop
+// there and change nothing.
+type BrokenError struct {
+	Failure Failure
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("broken at position %d: %s", e.Failure.Position, e.Failure.Reason)
+}
+
+// ReplayOptions tune Replay; zero values take defaults.
+type ReplayOptions struct {
+	// TempDir holds the scratch database the projections are rebuilt in;
+	// default: the directory of the live database.
+	TempDir string
+	// Batch is how many events are applied per commit of the scratch
+	// database; default 20,000.
+	Batch int
+	// Progress, when set, is called now and then with the events applied
+	// so far and the head position when the replay started.
+	Progress func(done, total int64)
+	Logger   *slog.Logger
+	// ExactFTS builds FTS5 tables as FTS5 in the scratch database too. By
+	// default a plain FTS5 table is rebuilt as an ordinary table with the
+	// same columns and rowids (FTS5 flushes its index at every statement
+	// inside a transaction, which makes it the slowest part of a replay by
+	// far), and the live FTS5 table is filled from it in bulk at the swap;
+	// an external-content FTS5 table is rebuilt from its content table at
+	// the swap, so triggers that only feed it do not run in the scratch
+	// database. Set ExactFTS when a projection's handlers query an FTS5
+	// table (MATCH) or send it FTS5 commands.
+	ExactFTS bool
+}
+
+// ReplayResult says what a replay did.
+type ReplayResult struct {
+	Events      int64 // events applied (and checked)
+	Head        Head  // the head the projections now stand at
+	Projections []string
+	Took        time.Duration
+}
+
+// Replay rebuilds every projection of reg from the log, without stopping
+// the site: it creates fresh copies of the projections' tables in a scratch
+// database, streams the log into them from the read pool while checking the
+// braid, then, inside w.Exclusive (nothing else writes meanwhile), applies
+// the events appended since, replaces the rows of every live table with the
+// rebuilt ones and sets every checkpoint, in the writer's transaction: the
+// swap is atomic and readers see the old tables until it commits.
+//
+// A broken braid stops the replay at the first broken link with a
+// *BrokenError; the live tables are then untouched.
+func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOptions) (ReplayResult, error) {
+	start := time.Now()
+	if opt.Batch <= 0 {
+		opt.Batch = 20000
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.TempDir == "" {
+		opt.TempDir = filepath.Dir(db.Path)
+	}
+	var res ReplayResult
+	for _, p := range reg.Projections() {
+		res.Projections = append(res.Projections, p.Name)
+	}
+	schema, err := projectionSchema(ctx, db.Read, reg)
+	if err != nil {
+		return res, err
+	}
+
+	f, err := os.CreateTemp(opt.TempDir, "braid-replay-*.db")
+	if err != nil {
+		return res, fmt.Errorf("replay: scratch database: %w", err)
+	}
+	tmpPath := f.Name()
+	f.Close()
+	defer func() {
+		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+			os.Remove(tmpPath + suffix)
+		}
+	}()
+	// A scratch file: no journal, no fsync. If we crash it is thrown away.
+	sdb, err := sql.Open("sqlite", "file:"+tmpPath+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-32000)&_pragma=temp_store(MEMORY)")
+	if err != nil {
+		return res, fmt.Errorf("replay: scratch database: %w", err)
+	}
+	defer sdb.Close()
+	sdb.SetMaxOpenConns(1)
+	scratch, err := sdb.Conn(ctx)
+	if err != nil {
+		return res, fmt.Errorf("replay: scratch database: %w", err)
+	}
+	defer scratch.Close()
+	if err := createScratch(ctx, db.Read, scratch, schema, opt.ExactFTS); err != nil {
+		return res, err
+	}
+
+	cache := newStmtCache(scratch)
+	defer cache.close()
+	total := w.Head().Position
+	c := NewChecker()
+	inTx := false
+	apply := func(e *Event) error {
+		if f := c.Add(e); f != nil {
+			return &BrokenError{Failure: *f}
+		}
+		if !inTx {
+			if _, err := scratch.ExecContext(ctx, "BEGIN"); err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			inTx = true
+		}
+		if err := reg.Apply(ctx, cache, e); err != nil {
+			return err
+		}
+		res.Events++
+		if res.Events%int64(opt.Batch) == 0 {
+			if _, err := scratch.ExecContext(ctx, "COMMIT"); err != nil {
+				return fmt.Errorf("replay: commit scratch: %w", err)
+			}
+			inTx = false
+			if opt.Progress != nil {
+				opt.Progress(res.Events, total)
+			}
+		}
+		return ctx.Err()
+	}
+	commit := func() error {
+		if !inTx {
+			return nil
+		}
+		inTx = false
+		if _, err := scratch.ExecContext(ctx, "COMMIT"); err != nil {
+			return fmt.Errorf("replay: commit scratch: %w", err)
+		}
+		return nil
+	}
+	opt.Logger.Info("replay: rebuilding projections in a scratch database", slog.String("scratch", tmpPath), slog.Int64("head", total))
+	if err := Scan(ctx, db.Read, 0, apply); err != nil {
+		if inTx {
+			scratch.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		return res, err
+	}
+	if err := commit(); err != nil {
+		return res, err
+	}
+	if opt.Progress != nil {
+		opt.Progress(res.Events, total)
+	}
+
+	streamed := res.Events
+	err = w.Exclusive(ctx, func(ctx context.Context, q Querier) error {
+		// Nothing else writes now: catch up with what was appended while
+		// we streamed, reading it from the writer's own connection.
+		if err := Scan(ctx, q, c.Report().Head.Position, apply); err != nil {
+			if inTx {
+				scratch.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+				inTx = false
+			}
+			return err
+		}
+		if err := commit(); err != nil {
+			return err
+		}
+		// The rebuilt rows are already complete: triggers on the live
+		// tables (an index kept by triggers, say) must not fire while they
+		// are copied in. DDL is transactional, so they are dropped and
+		// created again inside the same transaction.
+		for _, t := range schema {
+			for _, tr := range t.triggers {
+				if _, err := q.ExecContext(ctx, `DROP TRIGGER main.`+quoteIdent(tr)); err != nil {
+					return fmt.Errorf("replay: %w", err)
+				}
+			}
+		}
+		for _, t := range schema {
+			if err := t.swap(ctx, scratch, q); err != nil {
+				return err
+			}
+		}
+		for _, t := range schema {
+			for _, ddl := range t.trigDDL {
+				if _, err := q.ExecContext(ctx, ddl); err != nil {
+					return fmt.Errorf("replay: restore trigger on %s: %w", t.name, err)
+				}
+			}
+		}
+		return setCheckpoints(ctx, q, reg, c.Report().Head.Position)
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Head = c.Report().Head
+	res.Took = time.Since(start)
+	opt.Logger.Info("replay: projections swapped in", slog.Int64("events", res.Events),
+		slog.Int64("appended_meanwhile", res.Events-streamed), slog.Duration("took", res.Took))
+	return res, nil
+}
+
+// projTable is one table a projection owns, with what it takes to rebuild
+// and copy it.
+type projTable struct {
+	name     string
+	ddl      []string // CREATE TABLE / VIRTUAL TABLE, then its indexes and triggers
+	triggers []string // names of its triggers
+	trigDDL  []string // and their CREATE TRIGGER statements
+	cols     []string
+	rowid    bool   // has a rowid to keep (not WITHOUT ROWID)
+	external string // fts5 external content table, rebuilt from it
+}
+
+var (
+	withoutRowid = regexp.MustCompile(`(?i)\)\s*WITHOUT\s+ROWID\s*;?\s*$`)
+	fts5Table    = regexp.MustCompile(`(?is)^\s*CREATE\s+VIRTUAL\s+TABLE\s+.*\bUSING\s+fts5\s*\(`)
+	fts5Content  = regexp.MustCompile(`(?i)\bcontent\s*=\s*(?:'([^']*)'|"([^"]*)"|([A-Za-z0-9_]+))`)
+)
+
+// projectionSchema reads from the live database the DDL of every table the
+// projections of reg own: the table (or FTS5 virtual table; its shadow
+// tables come with it), its indexes and its triggers.
+func projectionSchema(ctx context.Context, q Querier, reg *Registry) ([]projTable, error) {
+	var out []projTable
+	seen := map[string]bool{}
+	for _, p := range reg.Projections() {
+		for _, name := range p.Tables {
+			if seen[name] {
+				return nil, fmt.Errorf("replay: table %s is owned twice", name)
+			}
+			seen[name] = true
+			t := projTable{name: name, rowid: true}
+			rows, err := q.QueryContext(ctx, `SELECT type, name, sql FROM sqlite_master
+				WHERE tbl_name = ? AND sql IS NOT NULL
+				ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid`, name)
+			if err != nil {
+				return nil, fmt.Errorf("replay: schema of %s: %w", name, err)
+			}
+			for rows.Next() {
+				var typ, tname, ddl string
+				if err := rows.Scan(&typ, &tname, &ddl); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("replay: schema of %s: %w", name, err)
+				}
+				if typ == "table" {
+					if withoutRowid.MatchString(ddl) {
+						t.rowid = false
+					}
+					if fts5Table.MatchString(ddl) {
+						if m := fts5Content.FindStringSubmatch(ddl); m != nil {
+							ext := m[1] + m[2] + m[3]
+							if ext == "" {
+								rows.Close()
+								return nil, fmt.Errorf("replay: %s is a contentless fts5 table: its rows cannot be copied", name)
+							}
+							t.external = ext
+						}
+					}
+				}
+				if typ == "trigger" {
+					t.triggers = append(t.triggers, tname)
+					t.trigDDL = append(t.trigDDL, ddl)
+				}
+				t.ddl = append(t.ddl, ddl)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("replay: schema of %s: %w", name, err)
+			}
+			if len(t.ddl) == 0 {
+				return nil, fmt.Errorf("replay: projection %s owns table %s, which does not exist", p.Name, name)
+			}
+			out = append(out, t)
+		}
+	}
+	for _, t := range out {
+		if t.external != "" && !seen[t.external] {
+			return nil, fmt.Errorf("replay: %s indexes %s, which no projection owns", t.name, t.external)
+		}
+	}
+	// External-content indexes are rebuilt after their content tables.
+	ordered := make([]projTable, 0, len(out))
+	for _, t := range out {
+		if t.external == "" {
+			ordered = append(ordered, t)
+		}
+	}
+	for _, t := range out {
+		if t.external != "" {
+			ordered = append(ordered, t)
+		}
+	}
+	return ordered, nil
+}
+
+var (
+	triggerTargets = regexp.MustCompile(`(?i)\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:main\.)?["'\x60\[]?(\w+)`)
+	triggerBody    = regexp.MustCompile(`(?is)\bBEGIN\b(.*)\bEND\b`)
+)
+
+// createScratch creates the projection tables in the scratch database and
+// reads their columns (see ReplayOptions.ExactFTS).
+func createScratch(ctx context.Context, live Querier, scratch *sql.Conn, schema []projTable, exact bool) error {
+	external := map[string]bool{}
+	for _, t := range schema {
+		if t.external != "" {
+			external[strings.ToLower(t.name)] = true
+		}
+	}
+	for i := range schema {
+		t := &schema[i]
+		for j, stmt := range t.ddl {
+			if j == 0 && !exact && t.external == "" && fts5Table.MatchString(stmt) {
+				// Columns come from the live table; options (tokenize=…)
+				// do not matter to an ordinary table.
+				if err := t.readColumns(ctx, live); err != nil {
+					return err
+				}
+				stmt = "CREATE TABLE " + quoteIdent(t.name) + " (" + strings.Join(t.cols, ", ") + ")"
+				t.cols = nil
+			}
+			if !exact && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(stmt)), "CREATE TRIGGER") && onlyFeeds(stmt, external) {
+				continue
+			}
+			if _, err := scratch.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("replay: create %s in the scratch database: %w", t.name, err)
+			}
+		}
+		if err := t.readColumns(ctx, scratch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onlyFeeds reports whether every table the trigger writes is in tables.
+func onlyFeeds(trigger string, tables map[string]bool) bool {
+	m := triggerBody.FindStringSubmatch(trigger)
+	if m == nil {
+		return false
+	}
+	targets := triggerTargets.FindAllStringSubmatch(m[1], -1)
+	if len(targets) == 0 {
+		return false
+	}
+	for _, t := range targets {
+		if !tables[strings.ToLower(t[1])] {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *projTable) readColumns(ctx context.Context, q Querier) error {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM pragma_table_xinfo(?) WHERE hidden = 0 ORDER BY cid`, t.name)
+	if err != nil {
+		return fmt.Errorf("replay: columns of %s: %w", t.name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return fmt.Errorf("replay: columns of %s: %w", t.name, err)
+		}
+		t.cols = append(t.cols, quoteIdent(c))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("replay: columns of %s: %w", t.name, err)
+	}
+	if len(t.cols) == 0 {
+		return fmt.Errorf("replay: table %s has no columns", t.name)
+	}
+	return nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// swap replaces every row of the live table (through dst, the writer's
+// connection inside its transaction) with the rows rebuilt in src. Rows keep
+// their rowids, so the tables end identical row for row.
+//
+// The rows travel through Go rather than through ATTACH: SQLite refuses to
+// DETACH a database inside the transaction that read it ("database is
+// locked"), and the writer's connection never leaves its transactions, so an
+// attached scratch file could never be let go.
+func (t projTable) swap(ctx context.Context, src, dst Querier) error {
+	name := quoteIdent(t.name)
+	if t.external != "" {
+		// The content table is already replaced; index it afresh.
+		_, err := dst.ExecContext(ctx, `INSERT INTO main.`+name+`(`+name+`) VALUES ('rebuild')`)
+		if err != nil {
+			return fmt.Errorf("replay: rebuild %s: %w", t.name, err)
+		}
+		return nil
+	}
+	if _, err := dst.ExecContext(ctx, `DELETE FROM main.`+name); err != nil {
+		return fmt.Errorf("replay: empty %s: %w", t.name, err)
+	}
+	cols := t.cols
+	if t.rowid {
+		cols = append([]string{"rowid"}, cols...)
+	}
+	list := strings.Join(cols, ", ")
+	rows, err := src.QueryContext(ctx, `SELECT `+list+` FROM `+name)
+	if err != nil {
+		return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
+	}
+	defer rows.Close()
+
+	// Multi-row INSERTs: fewer round trips, well under SQLite's limit of
+	// 32766 variables per statement.
+	per := max(1, 4096/len(cols))
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	prefix := `INSERT INTO main.` + name + ` (` + list + `) VALUES `
+	full := prefix + strings.TrimSuffix(strings.Repeat(one+",", per), ",")
+	preparer, ok := dst.(interface {
+		PrepareContext(context.Context, string) (*sql.Stmt, error)
+	})
+	var st *sql.Stmt
+	if ok {
+		if st, err = preparer.PrepareContext(ctx, full); err != nil {
+			return fmt.Errorf("replay: copy %s: %w", t.name, err)
+		}
+		defer st.Close()
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	args := make([]any, 0, per*len(cols))
+	flush := func(n int) error {
+		if n == 0 {
+			return nil
+		}
+		var err error
+		if n == per && st != nil {
+			_, err = st.ExecContext(ctx, args...)
+		} else {
+			_, err = dst.ExecContext(ctx, prefix+strings.TrimSuffix(strings.Repeat(one+",", n), ","), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("replay: copy %s: %w", t.name, err)
+		}
+		args = args[:0]
+		return nil
+	}
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
+		}
+		for _, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = append([]byte(nil), b...) // the driver may reuse it
+			}
+			args = append(args, v)
+		}
+		if n++; n == per {
+			if err := flush(n); err != nil {
+				return err
+			}
+			n = 0
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
+	}
+	return flush(n)
+}
+
