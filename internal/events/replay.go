@@ -483,4 +483,3 @@ func (t projTable) swap(ctx context.Context, src, dst Querier) error {
 	}
 	return flush(n)
 }
-
