@@ -389,25 +389,20 @@ func (w *Writer) savepoint(ctx context.Context, fn func() error) error {
 }
 
 // one runs a single command inside its savepoint.
+//
+// Idempotency costs nothing on the common path: the UNIQUE index on
+// (command_id, command_index) refuses a command_id seen before, and only
+// then, or when the decision is a refusal or a no-op, does the writer look
+// for what the command appended the first time and answer with that.
 func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 	before := w.cur
 	var res Result
+	retry := false // the command may have run before: look it up
 	err := w.savepoint(ctx, func() error {
-		rows, err := w.stByCommand.QueryContext(ctx, cmd.ID)
-		if err != nil {
-			return fmt.Errorf("look up command %s: %w", cmd.ID, err)
-		}
-		prior, err := scanEvents(rows)
-		if err != nil {
-			return err
-		}
-		if len(prior) > 0 {
-			res = Result{Events: prior, Repeated: true}
-			return nil
-		}
 		tx := &Tx{w: w, now: w.clock().UTC()}
 		changes, err := cmd.Decide(ctx, tx)
-		if err != nil {
+		if err != nil || len(changes) == 0 {
+			retry = true
 			return err
 		}
 		at := tx.now.Format(TimeFormat)
@@ -418,6 +413,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 				return fmt.Errorf("version of %s %s: %w", ch.AggregateType, ch.AggregateID, err)
 			}
 			if ch.Expect != Any && ch.Expect != v {
+				retry = true
 				return &errs.Error{Code: errs.Conflict, Message: fmt.Sprintf("%s %s has changed since you loaded it (version %d, now %d)", ch.AggregateType, ch.AggregateID, ch.Expect, v)}
 			}
 			for _, p := range ch.Events {
@@ -431,6 +427,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 				e.Hash = e.ComputeHash()
 				if _, err := w.stInsert.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version,
 					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
+					retry = retry || isConstraint(err)
 					return fmt.Errorf("append %s: %w", e.Type, err)
 				}
 				if err := w.reg.Apply(ctx, w.q, &e); err != nil {
@@ -448,6 +445,16 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 		}
 		return nil
 	})
+	if retry {
+		// After the rollback (if any): has this command_id appended before?
+		prior, perr := w.prior(ctx, cmd.ID)
+		if perr != nil {
+			err = errors.Join(err, perr)
+		} else if len(prior) > 0 {
+			w.cur = before
+			return Result{Events: prior, Repeated: true}, nil
+		}
+	}
 	if err != nil {
 		w.cur = before
 		if errs.Code(err) == errs.Internal {
@@ -457,6 +464,24 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 	}
 	return res, nil
 }
+
+// prior returns the events a command_id appended, if any.
+func (w *Writer) prior(ctx context.Context, commandID string) ([]Event, error) {
+	rows, err := w.stByCommand.QueryContext(ctx, commandID)
+	if err != nil {
+		return nil, fmt.Errorf("look up command %s: %w", commandID, err)
+	}
+	return scanEvents(rows)
+}
+
+// isConstraint reports whether err is SQLite refusing a constraint (here:
+// the UNIQUE index on command_id and command_index).
+func isConstraint(err error) bool {
+	var se interface{ Code() int }
+	return errors.As(err, &se) && se.Code()&0xff == sqliteConstraint
+}
+
+const sqliteConstraint = 19 // SQLITE_CONSTRAINT, the primary result code
 
 // NewID returns a random 128-bit id in hex, for command ids.
 func NewID() string {

@@ -311,3 +311,34 @@ func TestErrorsAreNotInternalWhenDomain(t *testing.T) {
 	}
 	mustVerify(t, f.db, 0)
 }
+
+// A retried command whose decision would now be a refusal (the first run
+// already changed the state it checks) still answers with its first events.
+func TestRetriedCommandAnsweredEvenWhenDecisionNowRefuses(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	once := events.Command{ID: "close-1", Actor: "tester", Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+		v, _, err := tx.Last(ctx, "counter", "a")
+		if err != nil {
+			return nil, err
+		}
+		if v > 0 {
+			return nil, errs.E(errs.Conflict, "already bumped")
+		}
+		return []events.Change{{AggregateType: "counter", AggregateID: "a", Expect: 0, Events: []events.Pending{f.bumped.New(bumped{By: 1})}}}, nil
+	}}
+	first, err := f.w.Do(ctx, once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.w.Do(ctx, once)
+	if err != nil || !again.Repeated || len(again.Events) != 1 || again.Events[0].Hash != first.Events[0].Hash {
+		t.Fatalf("retry: got %+v, %v; want the first events, repeated", again, err)
+	}
+	other := once
+	other.ID = "close-2"
+	if _, err := f.w.Do(ctx, other); errs.Code(err) != errs.Conflict {
+		t.Fatalf("a new command: got %v, want the refusal", err)
+	}
+	mustVerify(t, f.db, 1)
+}
