@@ -58,11 +58,15 @@ func (t Type[T]) Decode(r *Registry, e *Event) (T, error) {
 // read tables and must be deterministic: replay runs the same function.
 type Handler func(ctx context.Context, q Querier, e *Event) error
 
+// handler is a Handler that shares the decoded payload between the
+// projections applying one event, so a payload is decoded once.
+type handler func(ctx context.Context, q Querier, e *Event, memo *any) error
+
 // Projection is a named set of read tables built from the log.
 type Projection struct {
 	Name     string
 	Tables   []string // the tables it owns, rebuilt by replay
-	handlers map[string]Handler
+	handlers map[string]handler
 }
 
 type typeInfo struct {
@@ -107,7 +111,7 @@ func (r *Registry) NewProjection(name string, tables ...string) *Projection {
 			panic("events: projection defined twice: " + name)
 		}
 	}
-	p := &Projection{Name: name, Tables: tables, handlers: map[string]Handler{}}
+	p := &Projection{Name: name, Tables: tables, handlers: map[string]handler{}}
 	r.projections = append(r.projections, p)
 	return p
 }
@@ -117,10 +121,14 @@ func On[T any](r *Registry, p *Projection, t Type[T], fn func(ctx context.Contex
 	if _, ok := r.types[t.Name]; !ok {
 		panic("events: projection " + p.Name + " handles undefined type " + t.Name)
 	}
-	p.handlers[t.Name] = func(ctx context.Context, q Querier, e *Event) error {
-		v, err := t.Decode(r, e)
-		if err != nil {
-			return err
+	p.handlers[t.Name] = func(ctx context.Context, q Querier, e *Event, memo *any) error {
+		v, ok := (*memo).(T)
+		if !ok {
+			var err error
+			if v, err = t.Decode(r, e); err != nil {
+				return err
+			}
+			*memo = v
 		}
 		return fn(ctx, q, e, v)
 	}
@@ -173,8 +181,9 @@ func (r *Registry) Upcast(e *Event) ([]byte, error) {
 
 // Apply runs every projection's handler for e.
 func (r *Registry) Apply(ctx context.Context, q Querier, e *Event) error {
+	var memo any
 	for _, p := range r.projections {
-		if err := p.Apply(ctx, q, e); err != nil {
+		if err := p.apply(ctx, q, e, &memo); err != nil {
 			return err
 		}
 	}
@@ -183,11 +192,16 @@ func (r *Registry) Apply(ctx context.Context, q Querier, e *Event) error {
 
 // Apply runs p's handler for e, if it has one.
 func (p *Projection) Apply(ctx context.Context, q Querier, e *Event) error {
+	var memo any
+	return p.apply(ctx, q, e, &memo)
+}
+
+func (p *Projection) apply(ctx context.Context, q Querier, e *Event, memo *any) error {
 	h, ok := p.handlers[e.Type]
 	if !ok {
 		return nil
 	}
-	if err := h(ctx, q, e); err != nil {
+	if err := h(ctx, q, e, memo); err != nil {
 		return fmt.Errorf("projection %s, %s at position %d: %w", p.Name, e.Type, e.Position, err)
 	}
 	return nil

@@ -166,23 +166,12 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 	}
 
 	streamed := res.Events
-	err = w.Exclusive(ctx, func(ctx context.Context, q Querier) error {
-		// Nothing else writes now: catch up with what was appended while
-		// we streamed, reading it from the writer's own connection.
-		if err := Scan(ctx, q, c.Report().Head.Position, apply); err != nil {
-			if inTx {
-				scratch.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-				inTx = false
-			}
-			return err
-		}
-		if err := commit(); err != nil {
-			return err
-		}
-		// The rebuilt rows are already complete: triggers on the live
-		// tables (an index kept by triggers, say) must not fire while they
-		// are copied in. DDL is transactional, so they are dropped and
-		// created again inside the same transaction.
+	err = w.ExclusiveAttached(ctx, tmpPath, scratchSchema, func(ctx context.Context, q Querier) error {
+		// Nothing else writes now. The rebuilt rows are complete up to
+		// what we streamed: triggers on the live tables (an index kept by
+		// triggers, say) must not fire while they are copied in. DDL is
+		// transactional, so they are dropped and created again inside the
+		// same transaction.
 		for _, t := range schema {
 			for _, tr := range t.triggers {
 				if _, err := q.ExecContext(ctx, `DROP TRIGGER main.`+quoteIdent(tr)); err != nil {
@@ -191,7 +180,7 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 			}
 		}
 		for _, t := range schema {
-			if err := t.swap(ctx, scratch, q); err != nil {
+			if err := t.swap(ctx, q); err != nil {
 				return err
 			}
 		}
@@ -201,6 +190,18 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 					return fmt.Errorf("replay: restore trigger on %s: %w", t.name, err)
 				}
 			}
+		}
+		// Then what was appended while we streamed, applied to the live
+		// tables by the same projection functions, on the writer's own
+		// connection, braid checked as before.
+		if err := Scan(ctx, q, c.Report().Head.Position, func(e *Event) error {
+			if f := c.Add(e); f != nil {
+				return &BrokenError{Failure: *f}
+			}
+			res.Events++
+			return reg.Apply(ctx, q, e)
+		}); err != nil {
+			return err
 		}
 		return setCheckpoints(ctx, q, reg, c.Report().Head.Position)
 	})
@@ -398,7 +399,12 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // DETACH a database inside the transaction that read it ("database is
 // locked"), and the writer's connection never leaves its transactions, so an
 // attached scratch file could never be let go.
-func (t projTable) swap(ctx context.Context, src, dst Querier) error {
+// scratchSchema is the name the scratch file is attached under.
+const scratchSchema = "replay_src"
+
+// swap replaces the rows of the live table with the rebuilt ones, copied
+// inside SQLite from the attached scratch file, rowids kept.
+func (t projTable) swap(ctx context.Context, dst Querier) error {
 	name := quoteIdent(t.name)
 	if t.external != "" {
 		// The content table is already replaced; index it afresh.
@@ -416,70 +422,8 @@ func (t projTable) swap(ctx context.Context, src, dst Querier) error {
 		cols = append([]string{"rowid"}, cols...)
 	}
 	list := strings.Join(cols, ", ")
-	rows, err := src.QueryContext(ctx, `SELECT `+list+` FROM `+name)
-	if err != nil {
-		return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
+	if _, err := dst.ExecContext(ctx, `INSERT INTO main.`+name+` (`+list+`) SELECT `+list+` FROM `+scratchSchema+`.`+name); err != nil {
+		return fmt.Errorf("replay: copy %s: %w", t.name, err)
 	}
-	defer rows.Close()
-
-	// Multi-row INSERTs: fewer round trips, well under SQLite's limit of
-	// 32766 variables per statement.
-	per := max(1, 4096/len(cols))
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-	prefix := `INSERT INTO main.` + name + ` (` + list + `) VALUES `
-	full := prefix + strings.TrimSuffix(strings.Repeat(one+",", per), ",")
-	preparer, ok := dst.(interface {
-		PrepareContext(context.Context, string) (*sql.Stmt, error)
-	})
-	var st *sql.Stmt
-	if ok {
-		if st, err = preparer.PrepareContext(ctx, full); err != nil {
-			return fmt.Errorf("replay: copy %s: %w", t.name, err)
-		}
-		defer st.Close()
-	}
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	args := make([]any, 0, per*len(cols))
-	flush := func(n int) error {
-		if n == 0 {
-			return nil
-		}
-		var err error
-		if n == per && st != nil {
-			_, err = st.ExecContext(ctx, args...)
-		} else {
-			_, err = dst.ExecContext(ctx, prefix+strings.TrimSuffix(strings.Repeat(one+",", n), ","), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("replay: copy %s: %w", t.name, err)
-		}
-		args = args[:0]
-		return nil
-	}
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
-		}
-		for _, v := range vals {
-			if b, ok := v.([]byte); ok {
-				v = append([]byte(nil), b...) // the driver may reuse it
-			}
-			args = append(args, v)
-		}
-		if n++; n == per {
-			if err := flush(n); err != nil {
-				return err
-			}
-			n = 0
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("replay: read rebuilt %s: %w", t.name, err)
-	}
-	return flush(n)
+	return nil
 }

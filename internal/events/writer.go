@@ -94,6 +94,7 @@ func (tx *Tx) Last(ctx context.Context, aggType, aggID string) (int64, [32]byte,
 type request struct {
 	cmd       *Command
 	exclusive func(ctx context.Context, q Querier) error
+	attach    [2]string // path and schema name to ATTACH around an exclusive run
 	res       Result
 	err       error
 	done      chan struct{}
@@ -244,6 +245,18 @@ func (w *Writer) Exclusive(ctx context.Context, fn func(ctx context.Context, q Q
 	return r.err
 }
 
+// ExclusiveAttached is Exclusive with the SQLite file at path attached to
+// the writer's connection as schema name for the duration: ATTACH and
+// DETACH cannot run inside a transaction, so the writer does them around
+// its own. Replay uses it to copy rebuilt tables in with INSERT … SELECT.
+func (w *Writer) ExclusiveAttached(ctx context.Context, path, name string, fn func(ctx context.Context, q Querier) error) error {
+	r := &request{exclusive: fn, attach: [2]string{path, name}, done: make(chan struct{})}
+	if err := w.send(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
 func (w *Writer) send(ctx context.Context, r *request) error {
 	w.sendMu.RLock()
 	if w.closed {
@@ -286,36 +299,64 @@ func (w *Writer) loop() {
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
 	for r := range w.reqs {
+		if r.attach[0] != "" {
+			w.runAttached(r)
+			continue
+		}
 		batch = append(batch[:0], r)
+		var next *request // an attached run that must go alone, after this batch
 		// Gather: take what is waiting, then keep taking while more arrive
 		// within a short quiet window. Callers answered by the last commit
 		// are typically a few microseconds from sending their next command;
 		// waiting for them lets one fsync cover them all.
 	gather:
 		for len(batch) < w.max {
+			var r *request
+			var ok bool
 			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-				continue
+			case r, ok = <-w.reqs:
 			default:
-			}
-			quiet.Reset(w.window)
-			select {
-			case r, ok := <-w.reqs:
-				quiet.Stop()
-				if !ok {
+				quiet.Reset(w.window)
+				select {
+				case r, ok = <-w.reqs:
+					quiet.Stop()
+				case <-quiet.C:
 					break gather
 				}
-				batch = append(batch, r)
-			case <-quiet.C:
+			}
+			if !ok {
 				break gather
 			}
+			if r.attach[0] != "" {
+				next = r
+				break gather
+			}
+			batch = append(batch, r)
 		}
 		w.run(batch)
+		if next != nil {
+			w.runAttached(next)
+		}
 	}
+}
+
+// runAttached runs one ExclusiveAttached request in a batch of its own,
+// with the file attached around the transaction.
+func (w *Writer) runAttached(r *request) {
+	ctx := context.Background()
+	if _, err := w.conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+quoteIdent(r.attach[1]), r.attach[0]); err != nil {
+		r.err = fmt.Errorf("attach %s: %w", r.attach[0], err)
+		close(r.done)
+		return
+	}
+	r.attach[0] = ""
+	done := r.done
+	r.done = make(chan struct{})
+	w.run([]*request{r})
+	if _, err := w.conn.ExecContext(ctx, `DETACH DATABASE `+quoteIdent(r.attach[1])); err != nil && r.err == nil {
+		r.err = fmt.Errorf("detach %s: %w", r.attach[1], err)
+	}
+	close(done)
 }
 
 // run executes one batch in one transaction and answers every request.
