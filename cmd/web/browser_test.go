@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"braid/internal/anchor/anchortest"
 )
 
 // newChromium starts Debian's chromium, headless, as one person's browser.
@@ -240,6 +242,21 @@ func TestBrowserFlows(t *testing.T) {
 	ada.do(chromedp.Click(chromedp.CSS(`main form button[type=submit]`)))
 	ada.waitFor("the error beside the title", `!!document.querySelector("#title-error")`)
 	ada.screenshot("new-ticket-error")
+
+	// Anchor the head with a real (openssl) timestamp authority, then look
+	// at /verify and the anchor's page as a visitor would.
+	tsa := anchortest.NewTSA(t, "Browser")
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"anchor", "--db", s.DB, "--witness", "rfc3161", "--tsa-url", tsa.URL, "--tsa-roots", tsa.Roots},
+		func(string) string { return "" }, nil, &out, &errb); code != 0 {
+		t.Fatalf("web anchor: exit %d: %s", code, errb.String())
+	}
+	ada.visit("/verify")
+	ada.waitFor("an intact verdict with the anchor", `document.body.innerText.includes("Intact") && document.body.innerText.includes("rfc3161")`)
+	ada.screenshot("verify")
+	ada.visit("/anchors/1")
+	ada.waitFor("the anchor page", `document.body.innerText.includes("matches the log")`)
+	ada.screenshot("anchor")
 
 	r := verifyDB(t, s.DB)
 	if r.Events != int64(countEvents(t, s.DB)) {
