@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"braid/internal/auth"
@@ -67,4 +69,13 @@ func (a *app) Close() error {
 		return werr
 	}
 	return derr
+}
+
+// requireDB refuses to go on when there is no database at path: reading
+// commands must not create an empty one and report on it.
+func requireDB(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fail(exitFailed, "no database at %s: %v", path, errors.Unwrap(err))
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +15,8 @@ func export(ctx context.Context, e env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return fail(exitFailed, "no database at %s: %v", *dbPath, errors.Unwrap(err))
+	if err := requireDB(*dbPath); err != nil {
+		return err
 	}
 	db, err := openDB(ctx, *dbPath)
 	if err != nil {

@@ -51,10 +51,10 @@ func (lc *loadClient) post(path string, v url.Values) (int, string, error) {
 	return res.StatusCode, res.Header.Get("Location"), nil
 }
 
-// signUp draws the registration form once (which sets the CSRF cookie and
-// gives the token kept for every later post) and registers, which signs in.
-func (lc *loadClient) signUp(user string) error {
-	res, err := lc.c.Get(lc.base + "/register")
+// token draws the form at path, which sets the CSRF cookie, and keeps its
+// token for every later post.
+func (lc *loadClient) token(path string) error {
+	res, err := lc.c.Get(lc.base + path)
 	if err != nil {
 		return err
 	}
@@ -62,9 +62,18 @@ func (lc *loadClient) signUp(user string) error {
 	res.Body.Close()
 	m := csrfRE.FindSubmatch(body)
 	if m == nil {
-		return fmt.Errorf("GET /register: status %d, no _csrf field", res.StatusCode)
+		return fmt.Errorf("GET %s: status %d, no _csrf field", path, res.StatusCode)
 	}
 	lc.csrf = html.UnescapeString(string(m[1]))
+	return nil
+}
+
+// signUp draws the registration form once (which sets the CSRF cookie and
+// gives the token kept for every later post) and registers, which signs in.
+func (lc *loadClient) signUp(user string) error {
+	if err := lc.token("/register"); err != nil {
+		return err
+	}
 	st, _, err := lc.post("/register", url.Values{"username": {user}, "password": {"correct horse"}, "password_confirmation": {"correct horse"}})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"io/fs"
 	"net/http"
@@ -158,17 +157,9 @@ func copyFile(dst, src string) error {
 
 // signIn draws the login form (setting the CSRF cookie) and signs in.
 func (lc *loadClient) signIn(user string) error {
-	res, err := lc.c.Get(lc.base + "/login")
-	if err != nil {
+	if err := lc.token("/login"); err != nil {
 		return err
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := csrfRE.FindSubmatch(body)
-	if m == nil {
-		return fmt.Errorf("GET /login: status %d, no _csrf field", res.StatusCode)
-	}
-	lc.csrf = html.UnescapeString(string(m[1]))
 	st, loc, err := lc.post("/login", url.Values{"username": {user}, "password": {"correct horse"}})
 	if err != nil {
 		return err

@@ -21,8 +21,8 @@ func replay(ctx context.Context, e env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return fail(exitFailed, "no database at %s: %v", *dbPath, errors.Unwrap(err))
+	if err := requireDB(*dbPath); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := openApp(ctx, *dbPath, log)

@@ -39,8 +39,8 @@ func verify(ctx context.Context, e env, args []string) error {
 		}
 		what = *file
 	} else {
-		if _, err := os.Stat(*dbPath); err != nil {
-			return fail(exitFailed, "no database at %s: %v", *dbPath, errors.Unwrap(err))
+		if err := requireDB(*dbPath); err != nil {
+			return err
 		}
 		db, err := openDB(ctx, *dbPath)
 		if err != nil {

@@ -22,22 +22,6 @@ type Handlers struct {
 	Limiter *Limiter
 }
 
-func form(c echo.Context, names ...string) templates.Form {
-	f := templates.Form{Values: map[string]string{}, Errors: map[string]string{}}
-	for _, n := range names {
-		f.Values[n] = c.FormValue(n)
-	}
-	return f
-}
-
-func withErr(f templates.Form, err error) templates.Form {
-	f.Message = errs.Message(err)
-	for k, v := range errs.Fields(err) {
-		f.Errors[k] = v
-	}
-	return f
-}
-
 // ShowRegister draws the registration form.
 func (h *Handlers) ShowRegister(c echo.Context) error {
 	f := templates.Form{CommandID: events.NewID()}
@@ -47,7 +31,7 @@ func (h *Handlers) ShowRegister(c echo.Context) error {
 // DoRegister registers and signs in.
 func (h *Handlers) DoRegister(c echo.Context) error {
 	ctx := c.Request().Context()
-	f := form(c, "username", "display_name")
+	f := web.Form(c, "username", "display_name")
 	f.CommandID = c.FormValue("command_id")
 	r := Registration{Username: strings.TrimSpace(c.FormValue("username")), DisplayName: strings.TrimSpace(c.FormValue("display_name")),
 		Password: c.FormValue("password"), Confirmation: c.FormValue("password_confirmation")}
@@ -57,7 +41,7 @@ func (h *Handlers) DoRegister(c echo.Context) error {
 			return err
 		}
 		f.CommandID = events.NewID()
-		return web.Render(c, http.StatusUnprocessableEntity, templates.Register(h.Env.Page(c, "Register", "register"), withErr(f, err)))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.Register(h.Env.Page(c, "Register", "register"), web.WithError(f, err)))
 	}
 	if err := h.signIn(c, id); err != nil {
 		return err
@@ -75,7 +59,7 @@ func (h *Handlers) ShowLogin(c echo.Context) error {
 // DoLogin signs in, refusing after too many failures per username or address.
 func (h *Handlers) DoLogin(c echo.Context) error {
 	ctx := c.Request().Context()
-	f := form(c, "username")
+	f := web.Form(c, "username")
 	f.Values["next"] = safeNext(c.QueryParam("next"))
 	username := strings.TrimSpace(c.FormValue("username"))
 	keys := []string{"user:" + username, "addr:" + c.RealIP()}
@@ -89,7 +73,7 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 			return err
 		}
 		h.Limiter.Fail(keys...)
-		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), withErr(f, err)))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), web.WithError(f, err)))
 	}
 	h.Limiter.Reset("user:" + username)
 	if err := h.signIn(c, id); err != nil {

@@ -35,25 +35,6 @@ func pathID(c echo.Context, name string) (int64, error) {
 	return id, nil
 }
 
-func newForm(c echo.Context, names ...string) templates.Form {
-	f := templates.Form{Values: map[string]string{}, Errors: map[string]string{}, CommandID: events.NewID()}
-	for _, n := range names {
-		f.Values[n] = c.FormValue(n)
-	}
-	return f
-}
-
-func withErr(f templates.Form, err error) templates.Form {
-	f.Message = errs.Message(err)
-	if f.Errors == nil {
-		f.Errors = map[string]string{}
-	}
-	for k, v := range errs.Fields(err) {
-		f.Errors[k] = v
-	}
-	return f
-}
-
 func (h *Handlers) usernames(ctx context.Context) []string {
 	us, err := auth.All(ctx, h.Env.DB.Read)
 	if err != nil {
@@ -89,16 +70,16 @@ func (h *Handlers) List(c echo.Context) error {
 
 // New draws the new-ticket form.
 func (h *Handlers) New(c echo.Context) error {
-	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), newForm(c)))
+	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.Form(c)))
 }
 
 // Create opens a ticket.
 func (h *Handlers) Create(c echo.Context) error {
-	f := newForm(c, "title", "body", "labels")
+	f := web.Form(c, "title", "body", "labels")
 	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
 	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
 	if errs.Code(err) == errs.Invalid {
-		return web.Render(c, http.StatusUnprocessableEntity, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), withErr(f, err)))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.WithError(f, err)))
 	}
 	if err != nil {
 		return err
@@ -114,7 +95,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) templates.TicketView {
 	me := actor(c)
 	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: t.Assignee,
 		Author: t.Author, Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
-		Users: h.usernames(c.Request().Context()), CommentForm: newForm(c), ActionForm: newForm(c), AssignForm: newForm(c)}
+		Users: h.usernames(c.Request().Context()), CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c)}
 	v.CommentForm.Values["body"] = ""
 	v.AssignForm.Values["assignee"] = t.Assignee
 	for _, cm := range t.Comments {
@@ -217,7 +198,7 @@ func (h *Handlers) Assign(c echo.Context) error {
 	return h.command(c, func(id int64) error {
 		return h.Service.Assign(c.Request().Context(), actor(c), id, assignee, c.FormValue("command_id"))
 	}, func(v *templates.TicketView, err error) {
-		v.AssignForm = withErr(v.AssignForm, err)
+		v.AssignForm = web.WithError(v.AssignForm, err)
 		v.AssignForm.Values["assignee"] = assignee
 	})
 }
@@ -243,7 +224,7 @@ func (h *Handlers) AddComment(c echo.Context) error {
 		_, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
 		return err
 	}, func(v *templates.TicketView, err error) {
-		v.CommentForm = withErr(v.CommentForm, err)
+		v.CommentForm = web.WithError(v.CommentForm, err)
 		v.CommentForm.Values["body"] = body
 	})
 }
@@ -258,7 +239,7 @@ func (h *Handlers) EditForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := newForm(c)
+	f := web.Form(c)
 	f.Values = map[string]string{"title": t.Title, "body": t.Body, "labels": strings.Join(t.Labels, ", "), "version": strconv.FormatInt(t.Version, 10)}
 	return web.Render(c, http.StatusOK, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f}))
 }
@@ -270,7 +251,7 @@ func (h *Handlers) Update(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := newForm(c, "title", "body", "labels", "version")
+	f := web.Form(c, "title", "body", "labels", "version")
 	version, verr := strconv.ParseInt(f.V("version"), 10, 64)
 	if verr != nil {
 		return errs.Field("version", "the form lost its version; reload the edit page")
@@ -282,7 +263,7 @@ func (h *Handlers) Update(c echo.Context) error {
 		h.Env.Flash(c, "Ticket #"+c.Param("id")+" saved.")
 		return web.Redirect(c, "/tickets/"+c.Param("id"))
 	case errs.Invalid:
-		return web.Render(c, http.StatusUnprocessableEntity, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: withErr(f, err)}))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: web.WithError(f, err)}))
 	case errs.Conflict:
 		t, gerr := Get(ctx, h.Env.DB.Read, id)
 		if gerr != nil {
@@ -292,7 +273,7 @@ func (h *Handlers) Update(c echo.Context) error {
 			return err
 		}
 		cur := h.view(c, t)
-		f = withErr(f, err)
+		f = web.WithError(f, err)
 		f.Values["version"] = strconv.FormatInt(t.Version, 10) // saving again is a deliberate overwrite
 		return web.Render(c, http.StatusConflict, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f, Current: &cur}))
 	}
@@ -329,7 +310,7 @@ func (h *Handlers) EditCommentForm(c echo.Context) error {
 	if cm.Author != actor(c) {
 		return errs.E(errs.Forbidden, "Only %s, who wrote this comment, may edit it.", cm.Author)
 	}
-	f := newForm(c)
+	f := web.Form(c)
 	f.Values["body"] = cm.Body
 	return web.Render(c, http.StatusOK, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: f}))
 }
@@ -340,11 +321,11 @@ func (h *Handlers) UpdateComment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := newForm(c, "body")
+	f := web.Form(c, "body")
 	f.Values["body"] = normalise(f.V("body"))
 	err = h.Service.EditComment(c.Request().Context(), actor(c), t.ID, cm.ID, f.V("body"), c.FormValue("command_id"))
 	if errs.Code(err) == errs.Invalid {
-		return web.Render(c, http.StatusUnprocessableEntity, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: withErr(f, err)}))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: web.WithError(f, err)}))
 	}
 	if err != nil {
 		return err
