@@ -95,7 +95,17 @@ func TestHelpAndUnknownCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"help"}, func(string) string { return "" }, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "verify") {
 		t.Fatalf("help: exit %d, output %q", code, out.String())
 	}
+	for _, cmd := range []string{"serve", "replay", "verify", "export", "import", "anchor"} {
+		errb.Reset()
+		if code := run(context.Background(), []string{cmd, "--help"}, func(string) string { return "" }, nil, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: web "+cmd) {
+			t.Fatalf("%s --help: exit %d, output %q; want 0 and its usage", cmd, code, errb.String())
+		}
+	}
+	if code := run(context.Background(), []string{"verify", "--no-such-flag"}, func(string) string { return "" }, nil, &out, &errb); code != 2 {
+		t.Fatalf("a bad flag: exit %d, want 2", code)
+	}
 	out.Reset()
+	errb.Reset()
 	if code := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
 		t.Fatalf("unknown command: exit %d, stderr %q; want 2 and a message", code, errb.String())
 	}
