@@ -333,7 +333,7 @@ func (w *Writer) loop() {
 			}
 			batch = append(batch, r)
 		}
-		w.run(batch)
+		w.run(batch, nil)
 		if next != nil {
 			w.runAttached(next)
 		}
@@ -349,20 +349,21 @@ func (w *Writer) runAttached(r *request) {
 		close(r.done)
 		return
 	}
-	r.attach[0] = ""
-	done := r.done
-	r.done = make(chan struct{})
-	w.run([]*request{r})
-	if _, err := w.conn.ExecContext(ctx, `DETACH DATABASE `+quoteIdent(r.attach[1])); err != nil && r.err == nil {
-		r.err = fmt.Errorf("detach %s: %w", r.attach[1], err)
-	}
-	close(done)
+	w.run([]*request{r}, func() {
+		if _, err := w.conn.ExecContext(ctx, `DETACH DATABASE `+quoteIdent(r.attach[1])); err != nil && r.err == nil {
+			r.err = fmt.Errorf("detach %s: %w", r.attach[1], err)
+		}
+	})
 }
 
-// run executes one batch in one transaction and answers every request.
-func (w *Writer) run(batch []*request) {
+// run executes one batch in one transaction and answers every request,
+// after calling before (when not nil) once the transaction has ended.
+func (w *Writer) run(batch []*request, before func()) {
 	ctx := context.Background()
 	defer func() {
+		if before != nil {
+			before()
+		}
 		for _, r := range batch {
 			close(r.done)
 		}
