@@ -117,9 +117,6 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 	c := NewChecker()
 	inTx := false
 	apply := func(e *Event) error {
-		if f := c.Add(e); f != nil {
-			return &BrokenError{Failure: *f}
-		}
 		if !inTx {
 			if _, err := scratch.ExecContext(ctx, "BEGIN"); err != nil {
 				return fmt.Errorf("replay: %w", err)
@@ -152,7 +149,7 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 		return nil
 	}
 	opt.Logger.Info("replay: rebuilding projections in a scratch database", slog.String("scratch", tmpPath), slog.Int64("head", total))
-	if err := Scan(ctx, db.Read, 0, apply); err != nil {
+	if err := stream(ctx, db.Read, c, apply); err != nil {
 		if inTx {
 			scratch.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
@@ -213,6 +210,59 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 	opt.Logger.Info("replay: projections swapped in", slog.Int64("events", res.Events),
 		slog.Int64("appended_meanwhile", res.Events-streamed), slog.Duration("took", res.Took))
 	return res, nil
+}
+
+// stream reads the log and checks its braid on one goroutine while apply
+// runs on this one, so reading and hashing use the second core. Events
+// travel in batches; apply sees them in position order.
+func stream(ctx context.Context, q Querier, c *Checker, apply func(e *Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const size = 1024
+	batches := make(chan []Event, 8)
+	read := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		buf := make([]Event, 0, size)
+		send := func() error {
+			select {
+			case batches <- buf:
+				buf = make([]Event, 0, size)
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := Scan(ctx, q, 0, func(e *Event) error {
+			if f := c.Add(e); f != nil {
+				return &BrokenError{Failure: *f}
+			}
+			buf = append(buf, *e)
+			if len(buf) == size {
+				return send()
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = send()
+		}
+		read <- err
+	}()
+	var applyErr error
+	for b := range batches {
+		for i := range b {
+			if applyErr == nil {
+				if applyErr = apply(&b[i]); applyErr != nil {
+					cancel() // stop the reader; drain what it sent
+				}
+			}
+		}
+	}
+	readErr := <-read
+	if applyErr != nil {
+		return applyErr
+	}
+	return readErr
 }
 
 // projTable is one table a projection owns, with what it takes to rebuild
