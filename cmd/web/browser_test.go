@@ -234,6 +234,14 @@ func TestBrowserFlows(t *testing.T) {
 
 	ada.visit("/tickets?status=all")
 	ada.screenshot("list")
+	// With JavaScript, htmx filters as one types: the results change in
+	// place and the address follows.
+	ada.visit("/tickets?status=all")
+	ada.waitFor("htmx loaded", `typeof htmx !== "undefined"`)
+	ada.do(chromedp.SendKeys(chromedp.ID("q"), "nomatchxyz"))
+	ada.waitFor("live search without a page load", `document.querySelector("#results").innerText.includes("No tickets match") && location.search.includes("q=nomatchxyz") && !!document.querySelector("#q:focus")`)
+	ada.do(chromedp.SetValue(chromedp.ID("q"), "Export"), chromedp.SendKeys(chromedp.ID("q"), " "))
+	ada.waitFor("the ticket found again", `document.querySelector("#results").innerText.includes("Export button")`)
 	ada.visit("/events")
 	ada.screenshot("activity")
 	ada.visit("/events/3")
