@@ -229,6 +229,8 @@ func TestHTTPContract(t *testing.T) {
 		{"non-numeric ticket 404", func() answer { return ada.get("/tickets/abc") }, 404, "", 0},
 		{"unknown comment 404", func() answer { return ada.get(ticket + "/comments/42/edit") }, 404, "", 0},
 		{"unknown event 404", func() answer { return ada.get("/events/9999") }, 404, "", 0},
+		{"unknown path 404, a page", func() answer { return ada.get("/no/such/page") }, 404, "Not found", 0},
+		{"unknown path 404, JSON", func() answer { return ada.do("GET", "/no/such/page", nil, "Accept", "application/json") }, 404, `"code":404`, 0},
 		{"assign unknown user 422", func() answer {
 			return ada.post(ticket+"/assign", ada.form(ticket, ticket+"/assign", url.Values{"assignee": {"nobody"}}))
 		}, 422, "no user called", 0},
@@ -259,7 +261,14 @@ func TestHTTPContract(t *testing.T) {
 			return anon.post(ticket+"/comments", url.Values{"body": {"anonymous"}})
 		}, 303, "", 0},
 		{"signed out page goes to /login", func() answer { return anon.get("/tickets") }, 303, "", 0},
-		{"verify is public", func() answer { return anon.get("/healthz") }, 200, "ok", 0},
+		{"healthz is public", func() answer { return anon.get("/healthz") }, 200, "ok", 0},
+		{"verify is public", func() answer { return anon.get("/verify") }, 200, "Verify the braid", 0},
+		{"a body over 1 MB 413", func() answer {
+			return ada.post(ticket+"/comments", ada.form(ticket, ticket+"/comments", url.Values{"body": {strings.Repeat("x", 1<<20+1)}}))
+		}, 413, "", 0},
+		{"comment over 10,000 characters 422, kept", func() answer {
+			return ada.post(ticket+"/comments", ada.form(ticket, ticket+"/comments", url.Values{"body": {strings.Repeat("é", 10001)}}))
+		}, 422, "Keep a comment to 10000 characters", 0},
 		{"JSON ticket", func() answer { return ada.do("GET", ticket, nil, "Accept", "application/json") }, 200, `"comments":[`, 0},
 		{"JSON list", func() answer {
 			return ada.do("GET", "/tickets?status=all&label=bug", nil, "Accept", "application/json")

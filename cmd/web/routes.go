@@ -22,6 +22,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	}))
 	e.Use(requestLog(w.Log))
 	e.Use(middleware.Recover())
+	// The largest form is a 20,000-character body with its labels: 1 MB
+	// leaves room for multi-byte text and refuses anything else (413).
+	e.Use(middleware.BodyLimit("1M"))
 	e.Use(securityHeaders)
 
 	// Public and stateless.
@@ -40,7 +43,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 			return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token")
 		},
 	})
-	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), people.LoadUser)
+	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), web.SessionLoaded, people.LoadUser)
 	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
 
 	// Public pages; every form still carries a CSRF token.

@@ -78,7 +78,8 @@ func serve(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(e.stdout, "Braid is serving %s on %s\n", *dbPath, url)
 	log.Info("listening", slog.String("url", url), slog.String("db", *dbPath))
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -109,6 +110,10 @@ func defaultAddr(getenv func(string) string) string {
 func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The client's address (for rate limits and logs) comes from
+	// X-Forwarded-For only when a proxy on a private network or loopback
+	// (as on Fly.io) sent it; anyone else's header is ignored.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true), echo.TrustPrivateNet(true), echo.TrustLinkLocal(true))
 	e.HTTPErrorHandler = w.ErrorHandler
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users},
 		Limiter: auth.NewLimiter(5, 15*time.Minute)}

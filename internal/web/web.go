@@ -39,6 +39,23 @@ type User struct {
 
 type userKey struct{}
 
+type sessionKey struct{}
+
+// SessionLoaded marks the request as having its session loaded (it runs
+// right after scs's LoadAndSave). Pages drawn for requests that never
+// reached the sessions (a 404 for an unknown path, a 413) have no flash.
+func SessionLoaded(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), sessionKey{}, true)))
+		return next(c)
+	}
+}
+
+func hasSession(ctx context.Context) bool {
+	ok, _ := ctx.Value(sessionKey{}).(bool)
+	return ok
+}
+
 // WithUser returns ctx carrying the signed-in user.
 func WithUser(ctx context.Context, u User) context.Context {
 	return context.WithValue(ctx, userKey{}, u)
@@ -65,7 +82,7 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 	if u, ok := CurrentUser(ctx); ok {
 		p.User, p.UserName = u.ID, u.DisplayName
 	}
-	if env.Sessions != nil {
+	if env.Sessions != nil && hasSession(ctx) {
 		if f := env.Sessions.PopString(ctx, "flash"); f != "" {
 			p.Flash = f
 		}
@@ -82,7 +99,7 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 
 // Flash stores a message shown on the next page.
 func (env *Env) Flash(c echo.Context, msg string) {
-	if env.Sessions != nil {
+	if env.Sessions != nil && hasSession(c.Request().Context()) {
 		env.Sessions.Put(c.Request().Context(), "flash", msg)
 	}
 }
