@@ -25,6 +25,9 @@ type Handlers struct {
 // ShowRegister draws the registration form.
 func (h *Handlers) ShowRegister(c echo.Context) error {
 	f := templates.Form{CommandID: events.NewID()}
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, "/register", f)
+	}
 	return web.Render(c, http.StatusOK, templates.Register(h.Env.Page(c, "Register", "register"), f))
 }
 
@@ -53,6 +56,9 @@ func (h *Handlers) DoRegister(c echo.Context) error {
 // ShowLogin draws the sign-in form.
 func (h *Handlers) ShowLogin(c echo.Context) error {
 	f := templates.Form{Values: map[string]string{"next": safeNext(c.QueryParam("next"))}}
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, "/login", f)
+	}
 	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
 }
 

@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -70,6 +71,9 @@ func (h *Handlers) List(c echo.Context) error {
 
 // New draws the new-ticket form.
 func (h *Handlers) New(c echo.Context) error {
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, "/tickets", web.Form(c))
+	}
 	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.Form(c)))
 }
 
@@ -241,6 +245,9 @@ func (h *Handlers) EditForm(c echo.Context) error {
 	}
 	f := web.Form(c)
 	f.Values = map[string]string{"title": t.Title, "body": t.Body, "labels": strings.Join(t.Labels, ", "), "version": strconv.FormatInt(t.Version, 10)}
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, "/tickets/"+c.Param("id"), f)
+	}
 	return web.Render(c, http.StatusOK, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f}))
 }
 
@@ -312,6 +319,9 @@ func (h *Handlers) EditCommentForm(c echo.Context) error {
 	}
 	f := web.Form(c)
 	f.Values["body"] = cm.Body
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, fmt.Sprintf("/tickets/%d/comments/%d", t.ID, cm.ID), f)
+	}
 	return web.Render(c, http.StatusOK, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: f}))
 }
 

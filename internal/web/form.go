@@ -1,6 +1,8 @@
 package web
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/errs"
@@ -29,4 +31,14 @@ func WithError(f templates.Form, err error) templates.Form {
 		f.Errors[k] = v
 	}
 	return f
+}
+
+// FormJSON answers a form page asked for as JSON: what a script needs to
+// post it (the CSRF token, a fresh command id) and the values it would show.
+func FormJSON(c echo.Context, action string, f templates.Form) error {
+	values := f.Values
+	if values == nil {
+		values = map[string]string{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"action": action, "csrf": CSRF(c), "command_id": f.CommandID, "values": values})
 }
