@@ -17,7 +17,7 @@ import (
 
 func replay(ctx context.Context, e env, args []string) error {
 	fs, dbPath := newFlags(e, "replay", "replay [--db PATH] [--batch N]")
-	batch := fs.Int("batch", 10000, "events applied per commit of the scratch database")
+	batch := fs.Int("batch", 20000, "events applied per commit of the scratch database")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
