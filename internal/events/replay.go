@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -84,86 +85,39 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 		return res, err
 	}
 
-	f, err := os.CreateTemp(opt.TempDir, "braid-replay-*.db")
+	parts, err := partition(reg, schema)
 	if err != nil {
-		return res, fmt.Errorf("replay: scratch database: %w", err)
+		return res, err
 	}
-	tmpPath := f.Name()
-	f.Close()
 	defer func() {
-		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
-			os.Remove(tmpPath + suffix)
+		for _, p := range parts {
+			p.close()
 		}
 	}()
-	// A scratch file: no journal, no fsync. If we crash it is thrown away.
-	sdb, err := sql.Open("sqlite", "file:"+tmpPath+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-32000)&_pragma=temp_store(MEMORY)")
-	if err != nil {
-		return res, fmt.Errorf("replay: scratch database: %w", err)
-	}
-	defer sdb.Close()
-	sdb.SetMaxOpenConns(1)
-	scratch, err := sdb.Conn(ctx)
-	if err != nil {
-		return res, fmt.Errorf("replay: scratch database: %w", err)
-	}
-	defer scratch.Close()
-	if err := createScratch(ctx, db.Read, scratch, schema, opt.ExactFTS); err != nil {
-		return res, err
+	for i, p := range parts {
+		if err := p.open(ctx, db.Read, opt, i, schema); err != nil {
+			return res, err
+		}
 	}
 
-	cache := newStmtCache(scratch)
-	defer cache.close()
 	total := w.Head().Position
 	c := NewChecker()
-	inTx := false
-	apply := func(e *Event) error {
-		if !inTx {
-			if _, err := scratch.ExecContext(ctx, "BEGIN"); err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			inTx = true
-		}
-		if err := reg.Apply(ctx, cache, e); err != nil {
-			return err
-		}
-		res.Events++
-		if res.Events%int64(opt.Batch) == 0 {
-			if _, err := scratch.ExecContext(ctx, "COMMIT"); err != nil {
-				return fmt.Errorf("replay: commit scratch: %w", err)
-			}
-			inTx = false
-			if opt.Progress != nil {
-				opt.Progress(res.Events, total)
-			}
-		}
-		return ctx.Err()
-	}
-	commit := func() error {
-		if !inTx {
-			return nil
-		}
-		inTx = false
-		if _, err := scratch.ExecContext(ctx, "COMMIT"); err != nil {
-			return fmt.Errorf("replay: commit scratch: %w", err)
-		}
-		return nil
-	}
-	opt.Logger.Info("replay: rebuilding projections in a scratch database", slog.String("scratch", tmpPath), slog.Int64("head", total))
-	if err := stream(ctx, db.Read, c, apply); err != nil {
-		if inTx {
-			scratch.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-		return res, err
-	}
-	if err := commit(); err != nil {
+	opt.Logger.Info("replay: rebuilding projections in scratch databases", slog.Int("parts", len(parts)), slog.Int64("head", total))
+	n, err := stream(ctx, db.Read, c, parts, opt, total)
+	res.Events = n
+	if err != nil {
 		return res, err
 	}
 	if opt.Progress != nil {
 		opt.Progress(res.Events, total)
 	}
+	attach := make([][2]string, len(parts))
+	for i, p := range parts {
+		attach[i] = [2]string{p.path, p.name}
+	}
 
 	streamed := res.Events
-	err = w.ExclusiveAttached(ctx, tmpPath, scratchSchema, func(ctx context.Context, q Querier) error {
+	err = w.ExclusiveAttached(ctx, attach, func(ctx context.Context, q Querier) error {
 		// Nothing else writes now. The rebuilt rows are complete up to
 		// what we streamed: triggers on the live tables (an index kept by
 		// triggers, say) must not fire while they are copied in. DDL is
@@ -212,26 +166,204 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 	return res, nil
 }
 
-// stream reads the log and checks its braid on one goroutine while apply
-// runs on this one, so reading and hashing use the second core. Events
-// travel in batches; apply sees them in position order.
-func stream(ctx context.Context, q Querier, c *Checker, apply func(e *Event) error) error {
+// part is a group of projections rebuilt in a scratch file of its own, on
+// a goroutine of its own: projections write disjoint tables, so they can
+// be applied side by side on both cores. Projections joined by an
+// external-content FTS5 table share a part.
+type part struct {
+	projections []*Projection
+	tables      []projTable
+	path, name  string
+	sdb         *sql.DB
+	conn        *sql.Conn
+	cache       *stmtCache
+	inTx        bool
+	n           int
+}
+
+// partition groups reg's projections into parts.
+func partition(reg *Registry, schema []projTable) ([]*part, error) {
+	owner := map[string]int{} // table -> projection index
+	for i, p := range reg.Projections() {
+		for _, t := range p.Tables {
+			owner[t] = i
+		}
+	}
+	group := make([]int, len(reg.Projections()))
+	for i := range group {
+		group[i] = i
+	}
+	find := func(i int) int {
+		for group[i] != i {
+			i = group[i]
+		}
+		return i
+	}
+	for _, t := range schema {
+		if t.external != "" {
+			a, b := find(owner[t.name]), find(owner[t.external])
+			group[a] = b
+		}
+	}
+	byRoot := map[int]*part{}
+	var parts []*part
+	for i, p := range reg.Projections() {
+		r := find(i)
+		if byRoot[r] == nil {
+			byRoot[r] = &part{}
+			parts = append(parts, byRoot[r])
+		}
+		byRoot[r].projections = append(byRoot[r].projections, p)
+	}
+	for _, pt := range parts {
+		mine := map[string]bool{}
+		for _, p := range pt.projections {
+			for _, t := range p.Tables {
+				mine[t] = true
+			}
+		}
+		for _, t := range schema {
+			if mine[t.name] {
+				pt.tables = append(pt.tables, t)
+			}
+		}
+	}
+	return parts, nil
+}
+
+// open creates the part's scratch file and tables, and marks the part's
+// tables in schema with the name the file will be attached under.
+func (pt *part) open(ctx context.Context, live Querier, opt ReplayOptions, i int, schema []projTable) error {
+	f, err := os.CreateTemp(opt.TempDir, "braid-replay-*.db")
+	if err != nil {
+		return fmt.Errorf("replay: scratch database: %w", err)
+	}
+	pt.path, pt.name = f.Name(), fmt.Sprintf("replay_src%d", i)
+	f.Close()
+	// A scratch file: no journal, no fsync. If we crash it is thrown away.
+	if pt.sdb, err = sql.Open("sqlite", "file:"+pt.path+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-10000)&_pragma=temp_store(MEMORY)"); err != nil {
+		return fmt.Errorf("replay: scratch database: %w", err)
+	}
+	pt.sdb.SetMaxOpenConns(1)
+	if pt.conn, err = pt.sdb.Conn(ctx); err != nil {
+		return fmt.Errorf("replay: scratch database: %w", err)
+	}
+	if err := createScratch(ctx, live, pt.conn, pt.tables, opt.ExactFTS); err != nil {
+		return err
+	}
+	pt.cache = newStmtCache(pt.conn)
+	for j := range schema {
+		for k := range pt.tables {
+			if schema[j].name == pt.tables[k].name {
+				schema[j].src = pt.name
+				schema[j].cols = pt.tables[k].cols
+			}
+		}
+	}
+	return nil
+}
+
+// apply applies one event to the part's projections, committing the
+// scratch file every batch events.
+func (pt *part) apply(ctx context.Context, e *Event, batch int) error {
+	if !pt.inTx {
+		if _, err := pt.conn.ExecContext(ctx, "BEGIN"); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		pt.inTx = true
+	}
+	var memo any
+	for _, p := range pt.projections {
+		if err := p.apply(ctx, pt.cache, e, &memo); err != nil {
+			return err
+		}
+	}
+	if pt.n++; pt.n%batch == 0 {
+		return pt.commit(ctx)
+	}
+	return nil
+}
+
+func (pt *part) commit(ctx context.Context) error {
+	if !pt.inTx {
+		return nil
+	}
+	pt.inTx = false
+	if _, err := pt.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("replay: commit scratch: %w", err)
+	}
+	return nil
+}
+
+func (pt *part) close() {
+	if pt.cache != nil {
+		pt.cache.close()
+	}
+	if pt.conn != nil {
+		if pt.inTx {
+			pt.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+		pt.conn.Close()
+	}
+	if pt.sdb != nil {
+		pt.sdb.Close()
+	}
+	if pt.path != "" {
+		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+			os.Remove(pt.path + suffix)
+		}
+	}
+}
+
+// stream reads the log and checks its braid on one goroutine and applies
+// it to each part on a goroutine per part, in batches, every part seeing
+// every event in position order. It returns how many events it read.
+func stream(ctx context.Context, q Querier, c *Checker, parts []*part, opt ReplayOptions, total int64) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	const size = 1024
-	batches := make(chan []Event, 8)
-	read := make(chan error, 1)
+	size := min(1024, opt.Batch)
+	chans := make([]chan []Event, len(parts))
+	errs := make(chan error, len(parts)+1)
+	var n int64
+	for i, pt := range parts {
+		chans[i] = make(chan []Event, 2)
+		go func() {
+			var err error
+			for b := range chans[i] {
+				for j := 0; j < len(b) && err == nil; j++ {
+					err = pt.apply(ctx, &b[j], opt.Batch)
+				}
+				if err != nil {
+					cancel() // stop the reader; drain what it sent
+				}
+			}
+			if err == nil {
+				err = pt.commit(ctx)
+			}
+			errs <- err
+		}()
+	}
 	go func() {
-		defer close(batches)
+		defer func() {
+			for _, ch := range chans {
+				close(ch)
+			}
+		}()
 		buf := make([]Event, 0, size)
 		send := func() error {
-			select {
-			case batches <- buf:
-				buf = make([]Event, 0, size)
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+			for _, ch := range chans {
+				select {
+				case ch <- buf:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
+			n += int64(len(buf))
+			if opt.Progress != nil {
+				opt.Progress(n, total)
+			}
+			buf = make([]Event, 0, size)
+			return nil
 		}
 		err := Scan(ctx, q, 0, func(e *Event) error {
 			if f := c.Add(e); f != nil {
@@ -246,29 +378,26 @@ func stream(ctx context.Context, q Querier, c *Checker, apply func(e *Event) err
 		if err == nil && len(buf) > 0 {
 			err = send()
 		}
-		read <- err
+		errs <- err
 	}()
-	var applyErr error
-	for b := range batches {
-		for i := range b {
-			if applyErr == nil {
-				if applyErr = apply(&b[i]); applyErr != nil {
-					cancel() // stop the reader; drain what it sent
-				}
-			}
+	var first error
+	for range len(parts) + 1 {
+		if err := <-errs; err != nil && (first == nil || errorsIsCanceled(first)) {
+			first = err
 		}
 	}
-	readErr := <-read
-	if applyErr != nil {
-		return applyErr
-	}
-	return readErr
+	return n, first
 }
+
+// errorsIsCanceled reports whether err is only the cancellation that
+// another goroutine's failure caused.
+func errorsIsCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 
 // projTable is one table a projection owns, with what it takes to rebuild
 // and copy it.
 type projTable struct {
 	name     string
+	src      string   // the schema its rebuilt copy is attached under
 	ddl      []string // CREATE TABLE / VIRTUAL TABLE, then its indexes and triggers
 	triggers []string // names of its triggers
 	trigDDL  []string // and their CREATE TRIGGER statements
@@ -449,9 +578,6 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // DETACH a database inside the transaction that read it ("database is
 // locked"), and the writer's connection never leaves its transactions, so an
 // attached scratch file could never be let go.
-// scratchSchema is the name the scratch file is attached under.
-const scratchSchema = "replay_src"
-
 // swap replaces the rows of the live table with the rebuilt ones, copied
 // inside SQLite from the attached scratch file, rowids kept.
 func (t projTable) swap(ctx context.Context, dst Querier) error {
@@ -472,7 +598,7 @@ func (t projTable) swap(ctx context.Context, dst Querier) error {
 		cols = append([]string{"rowid"}, cols...)
 	}
 	list := strings.Join(cols, ", ")
-	if _, err := dst.ExecContext(ctx, `INSERT INTO main.`+name+` (`+list+`) SELECT `+list+` FROM `+scratchSchema+`.`+name); err != nil {
+	if _, err := dst.ExecContext(ctx, `INSERT INTO main.`+name+` (`+list+`) SELECT `+list+` FROM `+t.src+`.`+name); err != nil {
 		return fmt.Errorf("replay: copy %s: %w", t.name, err)
 	}
 	return nil

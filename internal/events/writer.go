@@ -117,7 +117,7 @@ func (tx *Tx) Last(ctx context.Context, aggType, aggID string) (int64, [32]byte,
 type request struct {
 	cmd       *Command
 	exclusive func(ctx context.Context, q Querier) error
-	attach    [2]string // path and schema name to ATTACH around an exclusive run
+	attach    [][2]string // files (path, schema name) to ATTACH around an exclusive run
 	res       Result
 	err       error
 	done      chan struct{}
@@ -272,8 +272,11 @@ func (w *Writer) Exclusive(ctx context.Context, fn func(ctx context.Context, q Q
 // the writer's connection as schema name for the duration: ATTACH and
 // DETACH cannot run inside a transaction, so the writer does them around
 // its own. Replay uses it to copy rebuilt tables in with INSERT … SELECT.
-func (w *Writer) ExclusiveAttached(ctx context.Context, path, name string, fn func(ctx context.Context, q Querier) error) error {
-	r := &request{exclusive: fn, attach: [2]string{path, name}, done: make(chan struct{})}
+func (w *Writer) ExclusiveAttached(ctx context.Context, files [][2]string, fn func(ctx context.Context, q Querier) error) error {
+	if len(files) == 0 {
+		return w.Exclusive(ctx, fn)
+	}
+	r := &request{exclusive: fn, attach: files, done: make(chan struct{})}
 	if err := w.send(ctx, r); err != nil {
 		return err
 	}
@@ -322,7 +325,7 @@ func (w *Writer) loop() {
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
 	for r := range w.reqs {
-		if r.attach[0] != "" {
+		if len(r.attach) > 0 {
 			w.runAttached(r)
 			continue
 		}
@@ -350,7 +353,7 @@ func (w *Writer) loop() {
 			if !ok {
 				break gather
 			}
-			if r.attach[0] != "" {
+			if len(r.attach) > 0 {
 				next = r
 				break gather
 			}
@@ -367,16 +370,22 @@ func (w *Writer) loop() {
 // with the file attached around the transaction.
 func (w *Writer) runAttached(r *request) {
 	ctx := context.Background()
-	if _, err := w.conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+quoteIdent(r.attach[1]), r.attach[0]); err != nil {
-		r.err = fmt.Errorf("attach %s: %w", r.attach[0], err)
-		close(r.done)
-		return
-	}
-	w.run([]*request{r}, func() {
-		if _, err := w.conn.ExecContext(ctx, `DETACH DATABASE `+quoteIdent(r.attach[1])); err != nil && r.err == nil {
-			r.err = fmt.Errorf("detach %s: %w", r.attach[1], err)
+	detach := func(files [][2]string) {
+		for _, f := range files {
+			if _, err := w.conn.ExecContext(ctx, `DETACH DATABASE `+quoteIdent(f[1])); err != nil && r.err == nil {
+				r.err = fmt.Errorf("detach %s: %w", f[0], err)
+			}
 		}
-	})
+	}
+	for i, f := range r.attach {
+		if _, err := w.conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+quoteIdent(f[1]), f[0]); err != nil {
+			r.err = fmt.Errorf("attach %s: %w", f[0], err)
+			detach(r.attach[:i])
+			close(r.done)
+			return
+		}
+	}
+	w.run([]*request{r}, func() { detach(r.attach) })
 }
 
 // run executes one batch in one transaction and answers every request,
