@@ -77,7 +77,14 @@ func (tx *Tx) remember(aggType, aggID string, v int64) {
 
 // version is the aggregate's current version inside this command.
 func (tx *Tx) version(ctx context.Context, aggType, aggID string) (int64, error) {
-	if v, ok := tx.versions[aggKey{aggType, aggID}]; ok {
+	k := aggKey{aggType, aggID}
+	if v, ok := tx.versions[k]; ok {
+		return v, nil
+	}
+	if v, ok := tx.w.pending[k]; ok {
+		return v, nil
+	}
+	if v, ok := tx.w.known[k]; ok {
 		return v, nil
 	}
 	var v int64
@@ -154,6 +161,11 @@ type Writer struct {
 	head   Head // committed head, for readers
 	cur    Head // head inside the open transaction, writer goroutine only
 
+	// Aggregate versions, writer goroutine only: known holds committed
+	// ones, pending those of commands in the open batch. The writer is the
+	// log's only writer, so what it appended is the truth until it says so.
+	known, pending map[aggKey]int64
+
 	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
 }
 
@@ -161,7 +173,8 @@ type Writer struct {
 // writer goroutine.
 func NewWriter(ctx context.Context, db *DB, reg *Registry, opt WriterOptions) (*Writer, error) {
 	w := &Writer{db: db, reg: reg, clock: opt.Clock, log: opt.Logger, max: opt.MaxBatch,
-		reqs: make(chan *request, 1024), stop: make(chan struct{})}
+		reqs: make(chan *request, 1024), stop: make(chan struct{}),
+		known: map[aggKey]int64{}, pending: map[aggKey]int64{}}
 	if w.clock == nil {
 		w.clock = time.Now
 	}
@@ -432,6 +445,7 @@ func (w *Writer) run(batch []*request, before func()) {
 		w.log.Error("writer: batch rolled back", slog.Any("err", err), slog.Int("commands", len(batch)))
 		w.conn.ExecContext(ctx, "ROLLBACK")
 		w.cur = start
+		clear(w.pending)
 		for _, r := range batch {
 			if r.err == nil {
 				r.res, r.err = Result{}, err
@@ -442,6 +456,13 @@ func (w *Writer) run(batch []*request, before func()) {
 	w.headMu.Lock()
 	w.head = w.cur
 	w.headMu.Unlock()
+	if len(w.known)+len(w.pending) > 200000 {
+		clear(w.known)
+	}
+	for k, v := range w.pending {
+		w.known[k] = v
+	}
+	clear(w.pending)
 }
 
 // savepoint runs fn in its own SAVEPOINT, rolling back to it on error.
@@ -472,8 +493,8 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 	before := w.cur
 	var res Result
 	retry := false // the command may have run before: look it up
+	tx := &Tx{w: w, now: w.clock().UTC()}
 	err := w.savepoint(ctx, func() error {
-		tx := &Tx{w: w, now: w.clock().UTC()}
 		changes, err := cmd.Decide(ctx, tx)
 		if err != nil || len(changes) == 0 {
 			retry = true
@@ -536,6 +557,9 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 			w.log.Error("command failed", slog.String("command_id", cmd.ID), slog.Any("err", err))
 		}
 		return Result{}, err
+	}
+	for k, v := range tx.versions {
+		w.pending[k] = v
 	}
 	return res, nil
 }

@@ -342,3 +342,40 @@ func TestRetriedCommandAnsweredEvenWhenDecisionNowRefuses(t *testing.T) {
 	}
 	mustVerify(t, f.db, 1)
 }
+
+// The writer remembers aggregate versions between commands; a rolled-back
+// command and a retried one must leave no wrong version behind.
+func TestVersionsStayRightAfterRollbacksAndRetries(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	two := func(id string, fail bool) events.Command {
+		return events.Command{ID: id, Actor: "t", Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			return []events.Change{
+				{AggregateType: "counter", AggregateID: "x", Expect: events.Any, Events: []events.Pending{f.bumped.New(bumped{By: 1})}},
+				{AggregateType: "counter", AggregateID: "y", Expect: events.Any, Events: []events.Pending{f.bumped.New(bumped{By: 1})}},
+			}, nil
+		}, After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
+			if fail {
+				return errors.New("after failed")
+			}
+			return nil
+		}}
+	}
+	if _, err := f.w.Do(ctx, two("m1", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.w.Do(ctx, two("m2", true)); err == nil {
+		t.Fatal("a failing After: got nil, want the error")
+	}
+	if r, err := f.w.Do(ctx, two("m1", false)); err != nil || !r.Repeated {
+		t.Fatalf("retry: %+v, %v", r, err)
+	}
+	r, err := f.bump(ctx, "x", 1, 1, "")
+	if err != nil {
+		t.Fatalf("expecting version 1 of x: %v", err)
+	}
+	if r.Events[0].Version != 2 {
+		t.Fatalf("x's next version: got %d, want 2", r.Events[0].Version)
+	}
+	mustVerify(t, f.db, 3)
+}
