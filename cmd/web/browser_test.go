@@ -195,6 +195,22 @@ func TestBrowserFlows(t *testing.T) {
 	}
 	ada.screenshot("forbidden")
 
+	// Both open the edit form; Bob saves first; Ada's save is refused with
+	// 409 and the form shows Bob's change beside hers.
+	ada.visit("/tickets/1/edit")
+	bob.visit("/tickets/1/edit")
+	bob.do(
+		chromedp.SetValue(chromedp.ID("title"), "Export button does nothing (Firefox and Chromium)"),
+		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+	)
+	bob.waitFor("bob's edit saved", `location.pathname === "/tickets/1" && document.querySelector("h1").innerText.includes("Firefox and Chromium")`)
+	ada.do(
+		chromedp.SetValue(chromedp.ID("body"), "Steps:\n1. Open a ticket\n2. Press Export\n3. Nothing happens"),
+		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+	)
+	ada.waitFor("the conflict shown", `document.body.innerText.includes("has changed since you opened the form") && document.body.innerText.includes("Firefox and Chromium") && document.querySelector("#body").value.includes("Nothing happens")`)
+	ada.screenshot("edit-conflict")
+
 	// Assign, close, reopen.
 	ada.visit("/tickets/1")
 	ada.do(
@@ -222,8 +238,8 @@ func TestBrowserFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 8 {
-		t.Fatalf("history has %d rows, want 8 (open, 2 comments, edit, delete, assign, close, reopen)", n)
+	if n != 9 {
+		t.Fatalf("history has %d rows, want 9 (open, 2 comments, comment edit, delete, edit, assign, close, reopen)", n)
 	}
 	ada.screenshot("history")
 
