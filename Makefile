@@ -18,8 +18,8 @@ deps:
 		echo "installing chromium (browser tests)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
-	@if ! command -v openssl >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; \
+	@if ! command -v openssl >/dev/null || ! command -v python3 >/dev/null || ! command -v npm >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl python3 npm >/dev/null; \
 	fi
 	@if [ ! -x node_modules/.bin/anvil ]; then \
 		echo "installing npm packages (anvil for the anchoring tests)"; \
