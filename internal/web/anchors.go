@@ -43,14 +43,14 @@ func (env *Env) Anchor(c echo.Context) error {
 	if a.Receipt.Witness == anchor.EVMName {
 		v.Payload = hex.EncodeToString(anchor.EVMPayload(a.Head))
 	}
-	e, err := events.Get(ctx, env.DB.Read, a.Head.Position)
+	r, err := anchor.Check(ctx, env.DB.Read, a, nil)
 	switch {
-	case errs.Code(err) == errs.NotFound:
-		v.Check = fmt.Sprintf("The log has no event at position %d any more: it was cut short after this anchor.", a.Head.Position)
 	case err != nil:
 		return err
-	case e.Hash != a.Head.Hash:
-		v.Check = fmt.Sprintf("The log's hash at position %d is now %s, not the anchored one: the log was rewritten.", a.Head.Position, events.Hex(e.Hash))
+	case r.Missing:
+		v.Check = fmt.Sprintf("The log has no event at position %d any more: it was cut short after this anchor.", a.Head.Position)
+	case !r.OK:
+		v.Check = fmt.Sprintf("The log's hash at position %d is now %s, not the anchored one: the log was rewritten.", a.Head.Position, events.Hex(r.Found))
 	default:
 		v.CheckOK = true
 		v.Check = fmt.Sprintf("The anchored hash matches the log at position %d.", a.Head.Position)
