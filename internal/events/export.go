@@ -32,6 +32,22 @@ type exportLine struct {
 	Hash          *string `json:"hash"`
 }
 
+// MarshalJSON writes the event as one line of an export: the log's columns
+// as keys, data a JSON string holding the exact payload bytes, hashes in
+// lowercase hex. Pages answering JSON use the same form.
+func (e Event) MarshalJSON() ([]byte, error) {
+	data, ph, h := string(e.Data), Hex(e.ParentHash), Hex(e.Hash)
+	l := exportLine{&e.Position, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &e.Schema,
+		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the payload's bytes as they are, not \u003c
+	if err := enc.Encode(&l); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // Export writes every event of the log in q as JSON Lines, in position
 // order, and returns how many it wrote. It streams: the log is never held in
 // memory. data is a JSON string holding the exact payload bytes; hashes are
@@ -52,10 +68,7 @@ func Export(ctx context.Context, q Querier, w io.Writer) (int64, error) {
 		if !utf8.Valid(e.Data) {
 			return fmt.Errorf("export: event %d has a payload that is not UTF-8", e.Position)
 		}
-		data, ph, h := string(e.Data), Hex(e.ParentHash), Hex(e.Hash)
-		l := exportLine{&e.Position, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &e.Schema,
-			&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h}
-		if err := enc.Encode(&l); err != nil {
+		if err := enc.Encode(e); err != nil {
 			return fmt.Errorf("export event %d: %w", e.Position, err)
 		}
 		n++

@@ -165,6 +165,7 @@ type Writer struct {
 	// ones, pending those of commands in the open batch. The writer is the
 	// log's only writer, so what it appended is the truth until it says so.
 	known, pending map[aggKey]int64
+	h              *hasher // one buffer and SHA-256 state for every event
 
 	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
 }
@@ -174,7 +175,7 @@ type Writer struct {
 func NewWriter(ctx context.Context, db *DB, reg *Registry, opt WriterOptions) (*Writer, error) {
 	w := &Writer{db: db, reg: reg, clock: opt.Clock, log: opt.Logger, max: opt.MaxBatch,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}),
-		known: map[aggKey]int64{}, pending: map[aggKey]int64{}}
+		known: map[aggKey]int64{}, pending: map[aggKey]int64{}, h: newHasher()}
 	if w.clock == nil {
 		w.clock = time.Now
 	}
@@ -519,7 +520,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 				e := Event{Position: w.cur.Position + 1, AggregateType: ch.AggregateType, AggregateID: ch.AggregateID,
 					Version: v, Type: p.Type, Schema: p.Schema, Actor: cmd.Actor, OccurredAt: at,
 					CommandID: cmd.ID, Data: p.Data, ParentHash: w.cur.Hash}
-				e.Hash = e.ComputeHash()
+				e.Hash = w.h.hash(&e)
 				if _, err := w.stInsert.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version,
 					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
 					retry = retry || isConstraint(err)

@@ -99,7 +99,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) templates.TicketView {
 	me := actor(c)
 	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: t.Assignee,
 		Author: t.Author, Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
-		Users: h.usernames(c.Request().Context()), CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c)}
+		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c)}
 	v.CommentForm.Values["body"] = ""
 	v.AssignForm.Values["assignee"] = t.Assignee
 	for _, cm := range t.Comments {
@@ -134,6 +134,9 @@ func (h *Handlers) Show(c echo.Context) error {
 	}
 	v := h.view(c, t)
 	v.At, v.AtLabel = at, label
+	if at == 0 { // the past is read-only: no assign form, no list of people
+		v.Users = h.usernames(ctx)
+	}
 	return web.Render(c, http.StatusOK, templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
 }
 
@@ -170,6 +173,7 @@ func (h *Handlers) redraw(c echo.Context, id int64, err error, set func(v *templ
 		return gerr
 	}
 	v := h.view(c, t)
+	v.Users = h.usernames(c.Request().Context())
 	set(&v)
 	return web.Render(c, web.Status(errs.Code(err)), templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
 }
@@ -370,7 +374,7 @@ func (h *Handlers) History(c echo.Context) error {
 	if web.WantsJSON(c) {
 		out := make([]map[string]any, len(steps))
 		for i, s := range steps {
-			out[i] = map[string]any{"event": web.EventJSON(&s.Event), "changes": s.Changes}
+			out[i] = map[string]any{"event": s.Event, "changes": s.Changes}
 		}
 		return c.JSON(http.StatusOK, map[string]any{"ticket": id, "events": out})
 	}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/hex"
 	"net/http"
 	"strconv"
 
@@ -26,13 +25,6 @@ func EventRow(e *events.Event, _ string) templates.EventRow {
 		Link: aggregateLink(e.AggregateType, e.AggregateID), Type: e.Type, Actor: e.Actor, At: e.OccurredAt, Short: events.Short(e.Hash)}
 }
 
-// EventJSON is an event as the JSON answers and the export show it.
-func EventJSON(e *events.Event) map[string]any {
-	return map[string]any{"position": e.Position, "aggregate_type": e.AggregateType, "aggregate_id": e.AggregateID,
-		"version": e.Version, "event_type": e.Type, "schema": e.Schema, "actor": e.Actor, "occurred_at": e.OccurredAt,
-		"command_id": e.CommandID, "data": string(e.Data), "parent_hash": hex.EncodeToString(e.ParentHash[:]), "hash": hex.EncodeToString(e.Hash[:])}
-}
-
 const feedSize = 50
 
 // Feed shows the log, newest first, paged by ?before=POSITION.
@@ -54,11 +46,10 @@ func (env *Env) Feed(c echo.Context) error {
 		older = evs[len(evs)-1].Position
 	}
 	if WantsJSON(c) {
-		out := make([]map[string]any, len(evs))
-		for i := range evs {
-			out[i] = EventJSON(&evs[i])
+		if evs == nil {
+			evs = []events.Event{}
 		}
-		return c.JSON(http.StatusOK, map[string]any{"events": out, "older_than": older})
+		return c.JSON(http.StatusOK, map[string]any{"events": evs, "older_than": older})
 	}
 	v := templates.FeedView{OlderThan: older, Newest: before == 0}
 	for i := range evs {
@@ -78,7 +69,7 @@ func (env *Env) Event(c echo.Context) error {
 		return err
 	}
 	if WantsJSON(c) {
-		return c.JSON(http.StatusOK, EventJSON(&e))
+		return c.JSON(http.StatusOK, e)
 	}
 	v := templates.EventView{Position: e.Position, AggregateType: e.AggregateType, AggregateID: e.AggregateID,
 		Link: aggregateLink(e.AggregateType, e.AggregateID), Version: e.Version, Type: e.Type, Schema: e.Schema,
