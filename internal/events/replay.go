@@ -56,12 +56,14 @@ type ReplayResult struct {
 }
 
 // Replay rebuilds every projection of reg from the log, without stopping
-// the site: it creates fresh copies of the projections' tables in a scratch
-// database, streams the log into them from the read pool while checking the
-// braid, then, inside w.Exclusive (nothing else writes meanwhile), applies
-// the events appended since, replaces the rows of every live table with the
-// rebuilt ones and sets every checkpoint, in the writer's transaction: the
-// swap is atomic and readers see the old tables until it commits.
+// the site. It creates fresh copies of the projections' tables in scratch
+// files (one per group of projections, each filled on its own goroutine)
+// and streams the log into them from the read pool while checking the
+// braid. Then, inside the writer's transaction with the files attached
+// (nothing else writes meanwhile), it replaces the rows of every live table
+// with the rebuilt ones, applies the events appended since to the live
+// tables and sets every checkpoint: the swap is atomic and readers see the
+// old tables until it commits.
 //
 // A broken braid stops the replay at the first broken link with a
 // *BrokenError; the live tables are then untouched.
@@ -85,10 +87,7 @@ func Replay(ctx context.Context, db *DB, reg *Registry, w *Writer, opt ReplayOpt
 		return res, err
 	}
 
-	parts, err := partition(reg, schema)
-	if err != nil {
-		return res, err
-	}
+	parts := partition(reg, schema)
 	defer func() {
 		for _, p := range parts {
 			p.close()
@@ -182,7 +181,7 @@ type part struct {
 }
 
 // partition groups reg's projections into parts.
-func partition(reg *Registry, schema []projTable) ([]*part, error) {
+func partition(reg *Registry, schema []projTable) []*part {
 	owner := map[string]int{} // table -> projection index
 	for i, p := range reg.Projections() {
 		for _, t := range p.Tables {
@@ -228,7 +227,7 @@ func partition(reg *Registry, schema []projTable) ([]*part, error) {
 			}
 		}
 	}
-	return parts, nil
+	return parts
 }
 
 // open creates the part's scratch file and tables, and marks the part's
@@ -571,15 +570,10 @@ func (t *projTable) readColumns(ctx context.Context, q Querier) error {
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // swap replaces every row of the live table (through dst, the writer's
-// connection inside its transaction) with the rows rebuilt in src. Rows keep
-// their rowids, so the tables end identical row for row.
-//
-// The rows travel through Go rather than through ATTACH: SQLite refuses to
-// DETACH a database inside the transaction that read it ("database is
-// locked"), and the writer's connection never leaves its transactions, so an
-// attached scratch file could never be let go.
-// swap replaces the rows of the live table with the rebuilt ones, copied
-// inside SQLite from the attached scratch file, rowids kept.
+// connection inside its transaction) with the rows rebuilt in the scratch
+// file attached as t.src, copied inside SQLite. Rows keep their rowids, so
+// the tables end identical row for row. (The writer attaches and detaches
+// the files around its transaction: SQLite cannot DETACH inside one.)
 func (t projTable) swap(ctx context.Context, dst Querier) error {
 	name := quoteIdent(t.name)
 	if t.external != "" {
