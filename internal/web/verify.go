@@ -194,7 +194,7 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			if r.Failure != nil {
 				v.FailPosition, v.FailReason = r.Failure.Position, r.Failure.Reason
 			}
-			v.Took = run.Took.Round(time.Millisecond).String()
+			v.Took = run.Took.Round(10 * time.Microsecond).String()
 			v.At = run.At.UTC().Format(time.RFC3339)
 			for _, a := range r.Anchors {
 				v.Anchors = append(v.Anchors, templates.VerifyAnchor{ID: a.ID, Position: a.Position, Witness: a.Witness,
