@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,12 @@ func serve(ctx context.Context, e env, args []string) error {
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
 	wf := addWitnessFlags(fs)
+	registration := fs.String("registration", cmp.Or(e.getenv("BRAID_REGISTRATION"), "open"), "who may register: open or closed (env BRAID_REGISTRATION)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	mode, err := registrationMode(*registration)
+	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
@@ -56,7 +62,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	defer closeC()
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
-	srv := newServer(w, a, mon, *secure)
+	srv := newServer(w, a, mon, *secure, mode)
 
 	if job != nil {
 		// The job reads the head from the writer's memory and records
@@ -96,6 +102,19 @@ func serve(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
+// registrationMode reads --registration: open or closed. Invitations
+// come later; asking for them now stops the start, rather than running a
+// site more open or more closed than meant.
+func registrationMode(s string) (auth.RegistrationMode, error) {
+	switch m := auth.RegistrationMode(s); m {
+	case auth.RegistrationOpen, auth.RegistrationClosed:
+		return m, nil
+	case "invite":
+		return "", fail(exitFailed, "--registration invite is not available yet: use open or closed")
+	}
+	return "", fail(exitFailed, "--registration %q: use open or closed", s)
+}
+
 func defaultAddr(getenv func(string) string) string {
 	if a := getenv("BRAID_ADDR"); a != "" {
 		return a
@@ -107,7 +126,7 @@ func defaultAddr(getenv func(string) string) string {
 }
 
 // newServer builds the echo server with its middleware and every route.
-func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool) *echo.Echo {
+func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration auth.RegistrationMode) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// The client's address (for rate limits and logs) comes from
@@ -116,7 +135,7 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool) *echo.Echo {
 	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true), echo.TrustPrivateNet(true), echo.TrustLinkLocal(true))
 	e.HTTPErrorHandler = w.ErrorHandler
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users},
-		Limiter: auth.NewLimiter(5, 15*time.Minute)}
+		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets)}
 	routes(e, w, people, tix, mon, secure)
 	return e

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,10 +21,29 @@ type Handlers struct {
 	Env     *web.Env
 	Service *Service
 	Limiter *Limiter
+	// Registration says who may register (serve --registration).
+	Registration RegistrationMode
 }
+
+// RegistrationMode says who may register.
+type RegistrationMode string
+
+// The registration modes serve accepts.
+const (
+	RegistrationOpen   RegistrationMode = "open"
+	RegistrationClosed RegistrationMode = "closed"
+)
+
+const registrationClosed = "Registration is closed on this site: ask the person who runs it for an account."
 
 // ShowRegister draws the registration form.
 func (h *Handlers) ShowRegister(c echo.Context) error {
+	if h.Registration == RegistrationClosed {
+		if web.WantsJSON(c) {
+			return errs.E(errs.Forbidden, registrationClosed)
+		}
+		return web.Render(c, http.StatusOK, templates.Message(h.Env.Page(c, "Registration is closed", "register"), "Registration is closed", registrationClosed))
+	}
 	f := templates.Form{CommandID: events.NewID()}
 	if web.WantsJSON(c) {
 		return web.FormJSON(c, "/register", f)
@@ -33,6 +53,15 @@ func (h *Handlers) ShowRegister(c echo.Context) error {
 
 // DoRegister registers and signs in.
 func (h *Handlers) DoRegister(c echo.Context) error {
+	if h.Registration == RegistrationClosed {
+		return errs.E(errs.Forbidden, registrationClosed)
+	}
+	// Every attempt counts, taken before the password is hashed.
+	if _, wait, ok := h.Limiter.Reserve(registerLimits(c.RealIP())...); !ok {
+		f := web.Form(c, "username", "display_name")
+		f.Message = fmt.Sprintf("Too many registrations from your address. Try again in %s.", wait.Round(time.Second))
+		return web.Render(c, http.StatusTooManyRequests, templates.Register(h.Env.Page(c, "Register", "register"), f))
+	}
 	ctx := c.Request().Context()
 	f := web.Form(c, "username", "display_name")
 	f.CommandID = c.FormValue("command_id")
@@ -62,30 +91,33 @@ func (h *Handlers) ShowLogin(c echo.Context) error {
 	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
 }
 
-// DoLogin signs in, refusing after too many failures per username or address.
+// DoLogin signs in. One attempt is taken from the sign-in limits before
+// bcrypt runs, in one step with the check, and given back on success.
 func (h *Handlers) DoLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := web.Form(c, "username")
-	f.Values["next"] = safeNext(c.QueryParam("next"))
+	next := safeNext(c.QueryParam("next"))
+	f.Values["next"] = next
 	username := strings.TrimSpace(c.FormValue("username"))
-	keys := []string{"user:" + username, "addr:" + c.RealIP()}
-	if blocked, wait := h.Limiter.Blocked(keys...); blocked {
+	limits := signInLimits(username, c.RealIP())
+	r, wait, ok := h.Limiter.Reserve(limits...)
+	if !ok {
 		f.Message = fmt.Sprintf("Too many failed sign-ins. Try again in %s.", wait.Round(time.Second))
 		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
 	}
 	id, err := h.Service.Authenticate(ctx, username, c.FormValue("password"))
 	if err != nil {
 		if errs.Code(err) != errs.Invalid {
+			r.Cancel() // not a guess: the database failed
 			return err
 		}
-		h.Limiter.Fail(keys...)
 		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), web.WithError(f, err)))
 	}
-	h.Limiter.Reset("user:" + username)
+	r.Cancel()
+	h.Limiter.Forget(limits[0].Key) // this username from this address
 	if err := h.signIn(c, id); err != nil {
 		return err
 	}
-	next := safeNext(c.QueryParam("next"))
 	if next == "" {
 		next = "/tickets"
 	}
@@ -94,20 +126,23 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 
 func (h *Handlers) signIn(c echo.Context, id string) error {
 	ctx := c.Request().Context()
-	// A fresh session id at sign-in: a token planted before cannot ride along.
+	// A fresh session id and CSRF secret at sign-in: a token planted or
+	// drawn before cannot ride along.
 	if err := h.Env.Sessions.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew session: %w", err)
 	}
 	h.Env.Sessions.Put(ctx, "user", id)
+	web.RotateCSRF(c)
 	return nil
 }
 
-// Logout ends the session on the server.
+// Logout ends the session on the server and rotates the CSRF secret.
 func (h *Handlers) Logout(c echo.Context) error {
 	ctx := c.Request().Context()
 	if err := h.Env.Sessions.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy session: %w", err)
 	}
+	web.RotateCSRF(c)
 	return web.Redirect(c, "/login")
 }
 
@@ -149,10 +184,38 @@ func RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// safeNext keeps a return path only if it stays on this site.
+// safeNext keeps a return path only if it is a path (and query) on this
+// site, as a browser would read it: no scheme or host, no control
+// characters or backslashes (browsers drop tabs and newlines and read a
+// backslash as a slash, so "/\t/evil" and "/\\evil" both mean "//evil"),
+// and no "//" even once percent-decoded. Anything else is "".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || !plainPath(next) {
 		return ""
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return ""
+	}
+	if !strings.HasPrefix(u.Path, "/") || !plainPath(u.Path) || strings.Contains(u.Path, "//") {
+		return ""
+	}
+	out := u.EscapedPath()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
+		return ""
+	}
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	return out
+}
+
+// plainPath reports whether s has no control characters and no backslash.
+func plainPath(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\\' || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
