@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -60,6 +61,7 @@ func (h *Handlers) DoRegister(c echo.Context) error {
 	if _, wait, ok := h.Limiter.Reserve(registerLimits(c.RealIP())...); !ok {
 		f := web.Form(c, "username", "display_name")
 		f.Message = fmt.Sprintf("Too many registrations from your address. Try again in %s.", wait.Round(time.Second))
+		retryAfter(c, wait)
 		return web.Render(c, http.StatusTooManyRequests, templates.Register(h.Env.Page(c, "Register", "register"), f))
 	}
 	ctx := c.Request().Context()
@@ -103,6 +105,7 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 	r, wait, ok := h.Limiter.Reserve(limits...)
 	if !ok {
 		f.Message = fmt.Sprintf("Too many failed sign-ins. Try again in %s.", wait.Round(time.Second))
+		retryAfter(c, wait)
 		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
 	}
 	id, err := h.Service.Authenticate(ctx, username, c.FormValue("password"))
@@ -122,6 +125,11 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 		next = "/tickets"
 	}
 	return web.Redirect(c, next)
+}
+
+// retryAfter tells clients when to try again, in whole seconds.
+func retryAfter(c echo.Context, wait time.Duration) {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 }
 
 func (h *Handlers) signIn(c echo.Context, id string) error {

@@ -146,9 +146,9 @@ func (l *Limiter) set(k Key, t, now int64) {
 
 // sweep drops the keys that have all their attempts again: once a minute,
 // or once a second when the limiter is full.
-func (l *Limiter) sweep(now int64, full bool) {
+func (l *Limiter) sweep(now int64, atCap bool) {
 	every := int64(time.Minute)
-	if full {
+	if atCap {
 		every = int64(time.Second)
 	}
 	if now-l.swept < every {
