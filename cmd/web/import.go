@@ -55,6 +55,11 @@ func importCmd(ctx context.Context, e env, args []string) error {
 	}
 	_, serr := os.Stat(*dbPath)
 	created := serr != nil
+	unlock, err := lockDB(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if !created {
 		// Refuse early, before reading the export.
 		db, err := openDB(ctx, *dbPath)
@@ -81,7 +86,7 @@ func importCmd(ctx context.Context, e env, args []string) error {
 	if err != nil && created {
 		// Nothing was imported: leave no empty database behind either.
 		db.Close()
-		for _, suffix := range []string{"", "-wal", "-shm"} {
+		for _, suffix := range []string{"", "-wal", "-shm", ".lock"} {
 			os.Remove(*dbPath + suffix)
 		}
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,87 +108,4 @@ func TestReadOnlyHelper(t *testing.T) {
 	}
 	code := run(context.Background(), args, func(string) string { return "" }, os.Stdin, os.Stdout, os.Stdout)
 	os.Stdout.WriteString("\nexit " + string(rune('0'+code)) + "\n")
-}
-
-// TestFailedExportKeepsTheOldFile: export -o FILE writes beside FILE and
-// renames; when it fails, FILE is byte for byte what it was and no
-// temporary file is left.
-func TestFailedExportKeepsTheOldFile(t *testing.T) {
-	good, _ := seedLog(t, 8)
-	dir := t.TempDir()
-	notBraid := filepath.Join(dir, "empty.db")
-	os.WriteFile(notBraid, nil, 0o600)
-	// A log whose fifth row cannot be read: export fails half way.
-	unreadable := tampered(t, good, func(db *sql.DB) { mustExec(t, db, `UPDATE events SET schema = 'one' WHERE position = 5`) })
-	for _, c := range []struct {
-		name, db string
-		wantCode int
-	}{
-		{"missing database", filepath.Join(dir, "missing.db"), 2},
-		{"not a Braid database", notBraid, 2},
-		{"fails half way", unreadable, 2},
-		{"success", good, 0},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "backup.jsonl")
-			const old = "yesterday's backup\n"
-			os.WriteFile(out, []byte(old), 0o600)
-			code, _, errb := runWeb(t, "export", "--db", c.db, "-o", out)
-			b, err := os.ReadFile(out)
-			if code != c.wantCode || err != nil {
-				t.Fatalf("exit %d (%s), read %v; want %d", code, errb, err, c.wantCode)
-			}
-			if c.wantCode != 0 && string(b) != old {
-				t.Fatalf("a failed export changed FILE: %q", b)
-			}
-			if c.wantCode == 0 && strings.Count(string(b), "\n") != 8 {
-				t.Fatalf("export wrote %q", b)
-			}
-			if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 1 {
-				t.Fatalf("export left %d files beside FILE, want 1", len(ents))
-			}
-		})
-	}
-}
-
-// TestImportFromAPipe: import reads its file once, so /dev/stdin on a real
-// pipe works, and - reads standard input; a broken export through a pipe
-// imports nothing and leaves no database.
-func TestImportFromAPipe(t *testing.T) {
-	path, head := seedLog(t, 8)
-	code, export, _ := runWeb(t, "export", "--db", path)
-	if code != 0 {
-		t.Fatal("export failed")
-	}
-	broken := strings.Replace(export, `"actor":"user1"`, `"actor":"user2"`, 1)
-	want := "imported 8 events into "
-	for _, c := range []struct {
-		name, input, file string
-		wantCode          int
-		wantOut           string
-	}{
-		{"/dev/stdin", export, "/dev/stdin", 0, want},
-		{"-", export, "-", 0, want},
-		{"broken through /dev/stdin", broken, "/dev/stdin", 1, "is broken at position 5"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			db := filepath.Join(t.TempDir(), "restored.db")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestReadOnlyHelper$")
-			cmd.Env = append(os.Environ(), "BRAID_RO_HELPER=import "+c.file+" --db "+db)
-			cmd.Stdin = strings.NewReader(c.input) // exec gives the child a pipe
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), fmt.Sprintf("exit %d", c.wantCode)) || !strings.Contains(string(out), c.wantOut) {
-				t.Fatalf("import %s: %v\n%s\nwant exit %d and %q", c.file, err, out, c.wantCode, c.wantOut)
-			}
-			if c.wantCode != 0 {
-				if _, err := os.Stat(db); err == nil {
-					t.Fatalf("a refused import left %s behind", db)
-				}
-				return
-			}
-			if code, out, _ := runWeb(t, "verify", "--db", db); code != 0 || !strings.Contains(out, events.Hex(head.Hash)) {
-				t.Fatalf("verify after import: exit %d, %q", code, firstLine(out))
-			}
-		})
-	}
 }
