@@ -4,14 +4,32 @@
 hash = SHA-256("braid/v1\n" u64(position) str(aggregate_type) str(aggregate_id)
 u64(version) str(event_type) u64(schema) str(actor) str(occurred_at)
 str(command_id) str(data) parent_hash), u64 = 8 bytes big-endian,
-str(s) = u64(len(s)) + UTF-8 bytes, parent_hash 32 raw bytes (zeros at 1).
+str(s) = u64(len(s)) + UTF-8 bytes, parent_hash 32 raw bytes (zeros at 1);
+a column named in the line's "raw" object hashes raw's base64-decoded bytes.
 Prints "intact: N events, head HEX" or "broken at position P: WHAT".
 Exit 0 intact, 1 broken, 2 could not run.  Usage: verify-export.py FILE
 """
-import hashlib, json, struct, sys
+import base64, binascii, codecs, hashlib, json, struct, sys
 
+codecs.register_error("perbyte", lambda err: ("\ufffd" * (err.end - err.start), err.end))
 def u64(n): return struct.pack(">Q", n)
-def s(x): b = x.encode("utf-8"); return u64(len(b)) + b
+
+TEXT = {"aggregate_type", "aggregate_id", "event_type", "actor", "occurred_at", "command_id", "data"}
+
+def text(e, col):
+    """The exact bytes of a text column: raw's (not UTF-8) when the line has them."""
+    raw = e.get("raw", {})
+    if not set(raw) <= TEXT:
+        raise ValueError(f"raw names columns that are not text: {sorted(set(raw) - TEXT)}")
+    if col not in raw:
+        return e[col].encode("utf-8")
+    b = base64.b64decode(raw[col], validate=True)
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        if b.decode("utf-8", "perbyte") == e[col]:
+            return b
+    raise ValueError(f"raw {col} does not read as {col}")
 
 def check(f):
     prev, n, versions = bytes(32), 0, {}
@@ -19,10 +37,11 @@ def check(f):
         try:
             e = json.loads(line)
             ph, h = bytes.fromhex(e["parent_hash"]), bytes.fromhex(e["hash"])
-            body = (b"braid/v1\n" + u64(e["position"]) + s(e["aggregate_type"]) + s(e["aggregate_id"])
-                    + u64(e["version"]) + s(e["event_type"]) + u64(e["schema"]) + s(e["actor"])
-                    + s(e["occurred_at"]) + s(e["command_id"]) + s(e["data"]) + ph)
-        except (ValueError, KeyError, TypeError, struct.error) as err:
+            s = lambda col: u64(len(text(e, col))) + text(e, col)
+            body = (b"braid/v1\n" + u64(e["position"]) + s("aggregate_type") + s("aggregate_id")
+                    + u64(e["version"]) + s("event_type") + u64(e["schema"]) + s("actor")
+                    + s("occurred_at") + s("command_id") + s("data") + ph)
+        except (ValueError, KeyError, TypeError, AttributeError, struct.error, binascii.Error) as err:
             sys.exit(print(f"line {lineno}: not an event: {err!r}", file=sys.stderr) or 2)
         p = e["position"]
         if p != n + 1:
@@ -31,7 +50,7 @@ def check(f):
             return f"broken at position {p}: parent hash mismatch: expected {prev.hex()}, found {ph.hex()}"
         if hashlib.sha256(body).digest() != h:
             return f"broken at position {p}: hash mismatch: expected {hashlib.sha256(body).hexdigest()}, found {h.hex()}"
-        key = (e["aggregate_type"], e["aggregate_id"])
+        key = (text(e, "aggregate_type"), text(e, "aggregate_id"))
         if e["version"] != versions.get(key, 0) + 1:
             return f"broken at position {p}: version gap in {key[0]} {key[1]}: expected version {versions.get(key, 0) + 1}, found {e['version']}"
         versions[key], prev, n = e["version"], h, p

@@ -45,6 +45,16 @@ func openDB(ctx context.Context, path string) (*events.DB, error) {
 	return db, nil
 }
 
+// openReadOnly opens the database at path for a command that only reads:
+// no migration, no file created or changed.
+func openReadOnly(ctx context.Context, path string) (*events.DB, error) {
+	db, err := events.OpenReadOnly(ctx, path)
+	if err != nil {
+		return nil, fail(exitFailed, "%s", errMessage(err))
+	}
+	return db, nil
+}
+
 // openApp opens the database and starts the writer (which first brings every
 // projection up to the head).
 func openApp(ctx context.Context, path string, log *slog.Logger) (*app, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"braid/internal/events"
 )
@@ -18,7 +19,7 @@ func export(ctx context.Context, e env, args []string) error {
 	if err := requireDB(*dbPath); err != nil {
 		return err
 	}
-	db, err := openDB(ctx, *dbPath)
+	db, err := openReadOnly(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
@@ -26,18 +27,26 @@ func export(ctx context.Context, e env, args []string) error {
 	var w io.Writer = e.stdout
 	var f *os.File
 	if *out != "" {
-		if f, err = os.Create(*out); err != nil {
+		// Write beside FILE and rename over it only once the export is
+		// whole and on disk: a failed export leaves FILE as it was.
+		if f, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*.tmp"); err != nil {
 			return fail(exitFailed, "%v", err)
 		}
 		w = f
 	}
 	n, err := events.Export(ctx, db.Read, w)
 	if f != nil {
+		if err == nil {
+			err = f.Sync()
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		if err == nil {
+			err = os.Rename(f.Name(), *out)
+		}
 		if err != nil {
-			os.Remove(*out)
+			os.Remove(f.Name())
 		}
 	}
 	if err != nil {

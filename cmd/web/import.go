@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 // inserts its events as they are (same bytes, same hashes) into a database
 // with no events and builds every projection from them.
 func importCmd(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "import", "import FILE --db NEW")
+	fs, dbPath := newFlags(e, "import", "import FILE --db NEW   (FILE - reads standard input)")
 	var file string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		file, args = args[0], args[1:]
@@ -40,13 +41,27 @@ func importCmd(ctx context.Context, e env, args []string) error {
 		return fail(exitFailed, "which export? usage: web import FILE --db NEW")
 	}
 
-	f, err := os.Open(file)
-	if err != nil {
-		return fail(exitFailed, "%v", err)
+	// One pass, so a pipe works (web import /dev/stdin, or - for standard
+	// input): events.Import checks every link as it inserts and rolls
+	// everything back on a broken one.
+	var in io.Reader = e.stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fail(exitFailed, "%v", err)
+		}
+		defer f.Close()
+		in = f
 	}
-	defer f.Close()
-	if _, err := os.Stat(*dbPath); err == nil {
-		// Refuse early, before reading the whole file.
+	_, serr := os.Stat(*dbPath)
+	created := serr != nil
+	unlock, err := lockDB(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !created {
+		// Refuse early, before reading the export.
 		db, err := openDB(ctx, *dbPath)
 		if err != nil {
 			return err
@@ -60,16 +75,6 @@ func importCmd(ctx context.Context, e env, args []string) error {
 			return fail(exitFailed, "%s already has %d events: import only into a new database", *dbPath, h.Position)
 		}
 	}
-	rep, err := events.VerifyExport(f)
-	if err != nil {
-		return fail(exitFailed, "%s: %v", file, err)
-	}
-	if !rep.Intact {
-		return fail(exitBroken, "%s is broken at position %d: %s; nothing imported", file, rep.Failure.Position, rep.Failure.Reason)
-	}
-	if _, err := f.Seek(0, 0); err != nil {
-		return fail(exitFailed, "%v", err)
-	}
 
 	db, err := openDB(ctx, *dbPath)
 	if err != nil {
@@ -77,11 +82,18 @@ func importCmd(ctx context.Context, e env, args []string) error {
 	}
 	defer db.Close()
 	reg, _ := registry()
-	got, err := events.Import(ctx, db, reg, f)
+	got, err := events.Import(ctx, db, reg, in)
+	if err != nil && created {
+		// Nothing was imported: leave no empty database behind either.
+		db.Close()
+		for _, suffix := range []string{"", "-wal", "-shm", ".lock"} {
+			os.Remove(*dbPath + suffix)
+		}
+	}
 	var broken *events.BrokenError
 	switch {
 	case errors.As(err, &broken):
-		return fail(exitBroken, "%s changed while importing: %v; nothing imported", file, err)
+		return fail(exitBroken, "%s is broken at position %d: %s; nothing imported", file, broken.Failure.Position, broken.Failure.Reason)
 	case errs.Code(err) == errs.Conflict:
 		return fail(exitFailed, "%s: %s", *dbPath, errs.Message(err))
 	case err != nil:

@@ -17,9 +17,12 @@ import (
 
 func replay(ctx context.Context, e env, args []string) error {
 	fs, dbPath := newFlags(e, "replay", "replay [--db PATH] [--batch N]")
-	batch := fs.Int("batch", 20000, "events applied per commit of the scratch database")
+	batch := fs.Int("batch", 20000, "events applied per commit of the scratch database (1 to 1000000)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *batch < 1 || *batch > 1_000_000 {
+		return fail(exitFailed, "--batch %d: want a number from 1 to 1000000", *batch)
 	}
 	if err := requireDB(*dbPath); err != nil {
 		return err

@@ -33,6 +33,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *every < 0 {
+		return fail(exitFailed, "--anchor-every %s: want a positive interval, e.g. 1h (0: never)", *every)
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var job *anchor.Job
 	if *every > 0 || *wf.witness != "" {
@@ -47,6 +50,11 @@ func serve(ctx context.Context, e env, args []string) error {
 		job = &anchor.Job{Witness: w, Interval: *every, Log: log}
 	}
 
+	unlock, err := lockDB(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	a, err := openApp(ctx, *dbPath, log)
 	if err != nil {
 		return err

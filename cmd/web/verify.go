@@ -42,7 +42,7 @@ func verify(ctx context.Context, e env, args []string) error {
 		if err := requireDB(*dbPath); err != nil {
 			return err
 		}
-		db, err := openDB(ctx, *dbPath)
+		db, err := openReadOnly(ctx, *dbPath)
 		if err != nil {
 			return err
 		}

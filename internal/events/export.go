@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -30,6 +32,31 @@ type exportLine struct {
 	Data          *string `json:"data"`
 	ParentHash    *string `json:"parent_hash"`
 	Hash          *string `json:"hash"`
+	// Raw carries, in standard base64, the exact bytes of each text column
+	// whose value is not valid UTF-8 and so cannot travel byte for byte as
+	// a JSON string; the column's own key then holds a readable copy with
+	// each invalid byte replaced by U+FFFD. Absent when every value is
+	// valid UTF-8 (nearly always).
+	Raw map[string]string `json:"raw,omitempty"`
+}
+
+// textColumns are the columns of an export line that hold text: the ones
+// raw may carry.
+var textColumns = []string{"aggregate_type", "aggregate_id", "event_type", "actor", "occurred_at", "command_id", "data"}
+
+// textFields returns pointers to e's text fields, in textColumns order
+// (data as a string).
+func textFields(e *Event, data *string) []*string {
+	return []*string{&e.AggregateType, &e.AggregateID, &e.Type, &e.Actor, &e.OccurredAt, &e.CommandID, data}
+}
+
+// readable is s with each byte that is not part of valid UTF-8 replaced by
+// U+FFFD, as encoding/json writes it.
+func readable(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s))
 }
 
 // MarshalJSON writes the event as one line of an export: the log's columns
@@ -38,7 +65,18 @@ type exportLine struct {
 func (e Event) MarshalJSON() ([]byte, error) {
 	data, ph, h := string(e.Data), Hex(e.ParentHash), Hex(e.Hash)
 	l := exportLine{&e.Position, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &e.Schema,
-		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h}
+		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h, nil}
+	// A value that is not valid UTF-8 cannot be a JSON string byte for
+	// byte: escape it in raw rather than refuse (an export must never be
+	// stopped by what the log already holds).
+	for i, f := range textFields(&e, &data) {
+		if !utf8.ValidString(*f) {
+			if l.Raw == nil {
+				l.Raw = map[string]string{}
+			}
+			l.Raw[textColumns[i]] = base64.StdEncoding.EncodeToString([]byte(*f))
+		}
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // the payload's bytes as they are, not \u003c
@@ -51,23 +89,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // Export writes every event of the log in q as JSON Lines, in position
 // order, and returns how many it wrote. It streams: the log is never held in
 // memory. data is a JSON string holding the exact payload bytes; hashes are
-// lowercase hex.
+// lowercase hex; a text value that is not valid UTF-8 also travels in raw
+// (see exportLine), so every event can be exported.
 func Export(ctx context.Context, q Querier, w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	var n int64
 	err := Scan(ctx, q, 0, func(e *Event) error {
-		// JSON strings cannot carry invalid UTF-8 byte for byte: refuse
-		// rather than write a copy whose hashes would not recompute.
-		for _, s := range []string{e.AggregateType, e.AggregateID, e.Type, e.Actor, e.OccurredAt, e.CommandID} {
-			if !utf8.ValidString(s) {
-				return fmt.Errorf("export: event %d has a field that is not UTF-8", e.Position)
-			}
-		}
-		if !utf8.Valid(e.Data) {
-			return fmt.Errorf("export: event %d has a payload that is not UTF-8", e.Position)
-		}
 		if err := enc.Encode(e); err != nil {
 			return fmt.Errorf("export event %d: %w", e.Position, err)
 		}
@@ -86,15 +115,19 @@ func Export(ctx context.Context, q Querier, w io.Writer) (int64, error) {
 // ReadExport reads an export from r and calls fn with each event in file
 // order. A line that is not a complete event is an invalid error naming its
 // line number; an error from fn stops the reading and is returned as is.
+// A line longer than MaxLine is refused without reading the rest of it.
 // The *Event passed to fn is reused: copy what must outlive the call.
 func ReadExport(r io.Reader, fn func(line int64, e *Event) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var e Event
 	var buf []byte
 	for line := int64(1); ; line++ {
 		buf = buf[:0]
 		for {
 			chunk, err := br.ReadSlice('\n')
+			if len(buf)+len(chunk) > MaxLine {
+				return errs.E(errs.Invalid, "line %d is longer than 8 MiB", line)
+			}
 			buf = append(buf, chunk...)
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
@@ -118,6 +151,12 @@ func ReadExport(r io.Reader, fn func(line int64, e *Event) error) error {
 		}
 	}
 }
+
+// MaxLine is the longest export line a reader accepts, newline included:
+// far above any event the site can write (a request body is at most 1 MB,
+// which escaped and doubled in raw stays under it), low enough that a
+// hostile file cannot exhaust memory.
+const MaxLine = 8 << 20
 
 func decodeLine(b []byte, e *Event) error {
 	var l exportLine
@@ -144,7 +183,29 @@ func decodeLine(b []byte, e *Event) error {
 	}
 	*e = Event{Position: *l.Position, AggregateType: *l.AggregateType, AggregateID: *l.AggregateID,
 		Version: *l.Version, Type: *l.EventType, Schema: *l.Schema, Actor: *l.Actor,
-		OccurredAt: *l.OccurredAt, CommandID: *l.CommandID, Data: []byte(*l.Data)}
+		OccurredAt: *l.OccurredAt, CommandID: *l.CommandID}
+	data := *l.Data
+	if len(l.Raw) > 0 {
+		fields := textFields(e, &data)
+		for k, v := range l.Raw {
+			i := slices.Index(textColumns, k)
+			if i < 0 {
+				return fmt.Errorf("raw: %q is not a text column", k)
+			}
+			b, err := base64.StdEncoding.Strict().DecodeString(v)
+			if err != nil {
+				return fmt.Errorf("raw %s: not standard base64: %v", k, err)
+			}
+			if utf8.Valid(b) {
+				return fmt.Errorf("raw %s: the bytes are valid UTF-8 and belong in %q itself", k, k)
+			}
+			if readable(string(b)) != *fields[i] {
+				return fmt.Errorf("raw %s: %q does not read as the raw bytes", k, k)
+			}
+			*fields[i] = string(b)
+		}
+	}
+	e.Data = []byte(data)
 	if err := decodeHash(*l.ParentHash, &e.ParentHash); err != nil {
 		return fmt.Errorf("parent_hash: %v", err)
 	}

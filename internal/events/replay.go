@@ -240,7 +240,7 @@ func (pt *part) open(ctx context.Context, live Querier, opt ReplayOptions, i int
 	pt.path, pt.name = f.Name(), fmt.Sprintf("replay_src%d", i)
 	f.Close()
 	// A scratch file: no journal, no fsync. If we crash it is thrown away.
-	if pt.sdb, err = sql.Open("sqlite", "file:"+pt.path+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-10000)&_pragma=temp_store(MEMORY)"); err != nil {
+	if pt.sdb, err = sql.Open("sqlite", fileURI(pt.path)+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-10000)&_pragma=temp_store(MEMORY)"); err != nil {
 		return fmt.Errorf("replay: scratch database: %w", err)
 	}
 	pt.sdb.SetMaxOpenConns(1)
