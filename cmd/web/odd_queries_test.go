@@ -86,4 +86,3 @@ func TestOddQueries(t *testing.T) {
 		t.Fatalf("reads appended %d events", n-before)
 	}
 }
-
