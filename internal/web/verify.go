@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -362,7 +363,9 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			if r.Failure != nil {
 				v.FailPosition, v.FailReason = r.Failure.Position, r.Failure.Reason
 			}
-			v.CheckedPosition, v.Full, v.From = run.Checked, run.Full, run.From
+			// A run from position 1 checked everything, full or not.
+			v.CheckedPosition, v.Full, v.From = run.Checked, run.Full || run.From <= 1, run.From
+			v.FullEvery = strings.TrimSuffix(strings.TrimSuffix(m.fullEvery().String(), "0s"), "0m")
 			v.Took = run.Took.Round(10 * time.Microsecond).String()
 			v.At = run.At.UTC().Format(time.RFC3339)
 			v.Ago = ago(time.Since(run.At))
