@@ -54,7 +54,8 @@ func TestOddQueries(t *testing.T) {
 		{"at past int64", "/tickets/1?at=9223372036854775808", 422, "at is a log position"},
 		{"at zero", "/tickets/1?at=0", 422, "at is a log position"},
 		{"at negative", "/tickets/1?at=-1", 422, "at is a log position"},
-		{"as_of in the future", "/tickets/1?as_of=2999-01-01T00:00:00Z", 422, "in the future"},
+		{"as_of in the future is now", "/tickets/1?as_of=2999-01-01T00:00:00Z", 200, "(as of 2999-01-01T00:00:00Z)"},
+		{"as_of past year 9999", "/tickets/1?as_of=10000-01-01T00:00:00Z", 422, "RFC 3339"},
 		{"as_of long ago", "/tickets/1?as_of=2000-01-01T00:00:00Z", 404, "no events yet"},
 		{"as_of garbage", "/tickets/1?as_of=yesterday", 422, "RFC 3339"},
 		{"ticket id huge", "/tickets/9223372036854775807", 404, ""},
@@ -77,8 +78,13 @@ func TestOddQueries(t *testing.T) {
 			}
 		})
 	}
+	// A time in the future shows the ticket at the head, a position that exists.
+	a := ada.do("GET", "/tickets/1?as_of=2999-01-01T00:00:00Z", nil, "Accept", "application/json")
+	if a.status != 200 || !strings.Contains(a.body, `"as_of_position":`+strconv.Itoa(before)) {
+		t.Fatalf("as_of in the future as JSON: got %d %s; want 200 at position %d", a.status, a.body, before)
+	}
 	// The list's JSON says which page it shows.
-	a := ada.do("GET", "/tickets?status=all&page=737869762948382065", nil, "Accept", "application/json")
+	a = ada.do("GET", "/tickets?status=all&page=737869762948382065", nil, "Accept", "application/json")
 	if a.status != 200 || !strings.Contains(a.body, `"page":1,`) {
 		t.Fatalf("huge page as JSON: got %d %s; want 200 and page 1", a.status, a.body)
 	}

@@ -182,9 +182,8 @@ func (h *Handlers) asOf(ctx context.Context, c echo.Context) (int64, string, err
 		if err != nil {
 			return 0, "", errs.Field("as_of", "as_of is an RFC 3339 time such as 2026-11-22T10:00:00Z; got %q", s)
 		}
-		if t.After(time.Now()) {
-			return 0, "", errs.Field("as_of", "as_of %s is in the future; leave it out to see the ticket as it stands now", s)
-		}
+		// A time after the last event (even one in the future) is the
+		// head: the ticket as it stands now, at a position that exists.
 		p, err := events.PositionAt(ctx, h.Env.DB.Read, t.UTC().Format(events.TimeFormat))
 		if err != nil {
 			return 0, "", err
