@@ -70,6 +70,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	defer closeC()
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
+	w.Verdict = mon.Verdict // every page says when the braid is broken
 	srv := newServer(w, a, mon, *secure, mode)
 
 	if job != nil {

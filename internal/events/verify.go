@@ -118,6 +118,33 @@ func Verify(ctx context.Context, q Querier) (Report, error) {
 	return r, nil
 }
 
+// Continue feeds c every event after the last one it has checked, up to
+// the head, and returns its report (Took is this call's). A new checker
+// reads the whole log (in parallel given the reader pool, as Verify does);
+// one that has run before reads only what was appended since, so a caller
+// that keeps its checker checks each event once. A checker that has found a
+// failure reads nothing more: the log is append-only, so it stays broken.
+func Continue(ctx context.Context, q Querier, c *Checker) (Report, error) {
+	start := time.Now()
+	var err error
+	if db, ok := q.(*sql.DB); ok && c.prev.Position == 0 && c.fail == nil {
+		err = verifyParallel(ctx, db, c)
+	} else if c.fail == nil {
+		err = Scan(ctx, q, c.prev.Position, func(e *Event) error {
+			if c.Add(e) != nil {
+				return errStop
+			}
+			return nil
+		})
+	}
+	if err != nil && err != errStop {
+		return Report{}, err
+	}
+	r := c.Report()
+	r.Took = time.Since(start)
+	return r, nil
+}
+
 type stopErr struct{}
 
 func (stopErr) Error() string { return "stop" }

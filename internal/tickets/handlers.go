@@ -2,7 +2,9 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,7 +53,10 @@ func (h *Handlers) usernames(ctx context.Context) []string {
 // List shows the tickets with filters, counts and pages.
 func (h *Handlers) List(c echo.Context) error {
 	ctx := c.Request().Context()
-	page, _ := strconv.Atoi(c.QueryParam("page"))
+	page, err := pageParam(c.QueryParam("page"))
+	if err != nil {
+		return err
+	}
 	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: c.QueryParam("assignee"),
 		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Page: page})
 	if err != nil {
@@ -67,6 +72,26 @@ func (h *Handlers) List(c echo.Context) error {
 			Author: r.Author, Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
 	}
 	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, "Tickets", "tickets"), v))
+}
+
+// pageParam reads ?page=: empty or below 1 is the first page, a number too
+// large for an int is "the last page" (Query clamps it), anything else that
+// is not a whole number is refused.
+func pageParam(s string) (int, error) {
+	if s == "" {
+		return 1, nil
+	}
+	p, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) {
+		if strings.HasPrefix(s, "-") {
+			return 1, nil
+		}
+		return math.MaxInt, nil
+	}
+	if err != nil {
+		return 0, errs.Field("page", "page is a whole number from 1; got %q", s)
+	}
+	return max(p, 1), nil
 }
 
 // New draws the new-ticket form.
@@ -147,6 +172,9 @@ func (h *Handlers) asOf(ctx context.Context, c echo.Context) (int64, string, err
 		if err != nil || p < 1 {
 			return 0, "", errs.Field("at", "at is a log position: a whole number from 1; got %q", s)
 		}
+		if head := h.Env.Writer.Head().Position; p > head {
+			return 0, "", errs.E(errs.NotFound, "There is no position %d: the log has only %d events.", p, head)
+		}
 		return p, "", nil
 	}
 	if s := c.QueryParam("as_of"); s != "" {
@@ -154,6 +182,8 @@ func (h *Handlers) asOf(ctx context.Context, c echo.Context) (int64, string, err
 		if err != nil {
 			return 0, "", errs.Field("as_of", "as_of is an RFC 3339 time such as 2026-11-22T10:00:00Z; got %q", s)
 		}
+		// A time after the last event (even one in the future) is the
+		// head: the ticket as it stands now, at a position that exists.
 		p, err := events.PositionAt(ctx, h.Env.DB.Read, t.UTC().Format(events.TimeFormat))
 		if err != nil {
 			return 0, "", err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"braid/internal/errs"
 	"braid/internal/events"
@@ -47,8 +49,15 @@ type List struct {
 	Pages   int    `json:"pages"`
 }
 
-// ftsQuery turns what a person typed into an FTS5 query of quoted terms,
-// so punctuation is never FTS syntax.
+// Limits of a text search: what a person types, not a query language.
+const (
+	maxSearchChars = 200
+	maxSearchWords = 20
+)
+
+// ftsQuery turns what a person typed into an FTS5 query of quoted terms
+// (each word one string, `"` doubled), so nothing typed is ever FTS syntax.
+// s has been through Normalize: valid UTF-8 without control characters.
 func ftsQuery(s string) string {
 	var terms []string
 	for _, w := range strings.Fields(s) {
@@ -69,8 +78,35 @@ func (f *Filter) Normalize() error {
 	if f.Page < 1 {
 		f.Page = 1
 	}
-	f.Assignee, f.Label, f.Q = strings.TrimSpace(f.Assignee), strings.ToLower(strings.TrimSpace(f.Label)), strings.TrimSpace(f.Q)
+	f.Assignee, f.Label = strings.TrimSpace(f.Assignee), strings.ToLower(strings.TrimSpace(f.Label))
+	q, err := searchText(f.Q)
+	if err != nil {
+		return err
+	}
+	f.Q = q
 	return nil
+}
+
+// searchText cleans what a person typed into the search box: control
+// characters (NUL, escapes; SQLite's FTS5 reads a NUL as the end of the
+// query) count as spaces; text that is not UTF-8 or too long is refused.
+func searchText(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", errs.Field("q", "The search is not valid UTF-8 text.")
+	}
+	s = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s))
+	if n := utf8.RuneCountInString(s); n > maxSearchChars {
+		return "", errs.Field("q", "Keep the search to %d characters; it has %d.", maxSearchChars, n)
+	}
+	if n := len(strings.Fields(s)); n > maxSearchWords {
+		return "", errs.Field("q", "Search for at most %d words; the search has %d.", maxSearchWords, n)
+	}
+	return s, nil
 }
 
 // Query lists tickets matching f, newest first.
@@ -126,6 +162,10 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	l.Pages = int((l.Total + PerPage - 1) / PerPage)
 	if l.Pages == 0 {
 		l.Pages = 1
+	}
+	if f.Page > l.Pages { // past the last page (or an overflowing number): the last page
+		f.Page = l.Pages
+		l.Page, l.Filter.Page = f.Page, f.Page
 	}
 	args = append(args, PerPage, (f.Page-1)*PerPage)
 	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,

@@ -35,7 +35,9 @@ func (env *Env) Feed(c echo.Context) error {
 		if err != nil || b < 1 {
 			return errs.Field("before", "before is a log position; got %q", s)
 		}
-		before = b
+		if b <= env.Writer.Head().Position { // past the head is the newest page
+			before = b
+		}
 	}
 	evs, err := events.Feed(c.Request().Context(), env.DB.Read, before, feedSize)
 	if err != nil {

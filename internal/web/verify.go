@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,11 +85,29 @@ type VerifyRun struct {
 	At     time.Time     // when it started
 	Took   time.Duration // how long it took
 	Err    error         // the check could not run
+	// Full: this run checked the log from position 1; otherwise it read
+	// only the events after the previous run's (From on).
+	Full bool
+	From int64 // the first position this run read
+	Read int64 // how many events this run read
+	// Checked is the log position the verdict covers: the last event
+	// checked (for a broken log, the failure's position, which no append
+	// can mend).
+	Checked int64
 }
 
+// DefaultFullEvery is how often, at most, a Monitor checks the whole log
+// again from position 1 unless its FullEvery says otherwise.
+const DefaultFullEvery = 10 * time.Minute
+
 // Monitor checks the braid in the background, one run at a time, and keeps
-// the latest result. It reads only through the read pool, so it never waits
-// for the writer, and a request never waits for a whole run.
+// the latest result. It keeps its checker between runs, so a run reads only
+// the events appended since the one before; nothing runs while the head and
+// the recorded anchors stay as they were; and the whole log is checked
+// again from position 1 at most every FullEvery (to catch an old event
+// changed in place), however often visitors ask. It reads only through the
+// read pool, so it never waits for the writer, and a request never waits
+// for a whole run.
 type Monitor struct {
 	ctx     context.Context
 	read    events.Querier
@@ -96,15 +115,33 @@ type Monitor struct {
 	log     *slog.Logger
 	maxAge  time.Duration
 	now     func() time.Time
+	// FullEvery is how often at most the whole log is checked again from
+	// position 1 (DefaultFullEvery when 0). Set it before the first Kick.
+	FullEvery time.Duration
 
-	mu      sync.Mutex
-	running chan struct{} // closed when the current run ends; nil when idle
-	last    *VerifyRun
+	mu       sync.Mutex
+	running  chan struct{} // closed when the current run ends; nil when idle
+	last     *VerifyRun
+	chk      *events.Checker // the checker's state after the latest run
+	fullAt   time.Time       // when the latest full run started
+	seen     logState        // what the latest run covered
+	anchored []AnchorCheck   // the anchors' checks, redone when they change
+	polled   time.Time       // when Verdict last looked at the log
+	runs     int64
+}
+
+// logState is what decides whether a new run is needed: the head and the
+// recorded anchors.
+type logState struct {
+	head    int64
+	anchors int64 // how many anchors, and the newest one's id
+	lastID  int64
 }
 
 // NewMonitor returns a monitor that verifies the log readable through read
 // and, when anchors is not nil, checks the anchors with it. Runs stop when
-// ctx ends. A result younger than maxAge is shown without a new run.
+// ctx ends. Verdict (the frame of every page) looks at the log at most once
+// per maxAge; /verify looks every time.
 func NewMonitor(ctx context.Context, read events.Querier, anchors AnchorFunc, log *slog.Logger, maxAge time.Duration) *Monitor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,80 +159,216 @@ func (m *Monitor) Latest() (VerifyRun, bool) {
 	return *m.last, true
 }
 
-// Kick starts a run unless one is running or the latest is younger than
-// the monitor's max age. It returns a channel closed when the current run
-// (started now or before) ends, or nil when none was needed.
+// Runs returns how many runs have started.
+func (m *Monitor) Runs() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runs
+}
+
+// Verdict returns the latest finished run, if any, for the frame of every
+// page, and starts a run in the background when one is due (looking at the
+// log at most once per maxAge).
+func (m *Monitor) Verdict() (VerifyRun, bool) {
+	m.mu.Lock()
+	due := m.running == nil && m.now().Sub(m.polled) >= m.maxAge
+	if due {
+		m.polled = m.now()
+	}
+	m.mu.Unlock()
+	if due {
+		m.Kick()
+	}
+	return m.Latest()
+}
+
+func (m *Monitor) fullEvery() time.Duration {
+	if m.FullEvery > 0 {
+		return m.FullEvery
+	}
+	return DefaultFullEvery
+}
+
+func (m *Monitor) state() (logState, error) {
+	var st logState
+	err := m.read.QueryRowContext(m.ctx, `SELECT (SELECT COALESCE(MAX(position), 0) FROM events),
+		(SELECT COUNT(*) FROM anchors), (SELECT COALESCE(MAX(id), 0) FROM anchors)`).Scan(&st.head, &st.anchors, &st.lastID)
+	return st, err
+}
+
+// Kick starts a run unless one is running or none is due: a run is due
+// when the head or the recorded anchors changed since the latest run, or
+// the latest full run is FullEvery old. It returns a channel closed when
+// the current run (started now or before) ends, or nil when none was
+// needed.
 func (m *Monitor) Kick() <-chan struct{} {
+	m.mu.Lock()
+	if r := m.running; r != nil {
+		m.mu.Unlock()
+		return r
+	}
+	m.mu.Unlock()
+	st, err := m.state() // outside the lock: a slow read holds up no one
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running != nil {
 		return m.running
 	}
-	if m.last != nil && m.now().Sub(m.last.At) < m.maxAge {
+	// A head lower than the one checked means events went missing: only a
+	// full run can say where.
+	full := m.last == nil || m.chk == nil || m.now().Sub(m.fullAt) >= m.fullEvery() || (err == nil && st.head < m.seen.head)
+	if !full && err == nil && st == m.seen {
 		return nil
 	}
 	done := make(chan struct{})
 	m.running = done
-	go m.run(done)
+	m.runs++
+	chk, anchored := m.chk, m.anchored
+	if full {
+		chk, anchored = events.NewChecker(), nil
+		m.fullAt = m.now()
+	} else if st.anchors != m.seen.anchors || st.lastID != m.seen.lastID {
+		anchored = nil
+	}
+	go m.run(done, chk, anchored, full, st)
 	return done
 }
 
-func (m *Monitor) run(done chan struct{}) {
+// run continues chk from where it stopped and checks the anchors again
+// unless anchored holds their still-valid checks.
+func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []AnchorCheck, full bool, st logState) {
 	start := m.now()
-	run := VerifyRun{At: start}
-	rep, err := events.Verify(m.ctx, m.read)
-	var anchors []AnchorCheck
-	if err == nil && m.anchors != nil {
-		anchors, err = m.anchors(m.ctx)
+	from := chk.Report().Head.Position + 1
+	before := chk.Report().Events
+	run := VerifyRun{At: start, Full: full, From: from}
+	rep, err := events.Continue(m.ctx, m.read, chk)
+	if err == nil && anchored == nil && m.anchors != nil {
+		anchored, err = m.anchors(m.ctx)
 	}
 	if err != nil {
 		run.Err = err
 		m.log.Error("verify", slog.Any("err", err))
 	} else {
-		run.Report = NewVerifyReport(rep, anchors)
+		run.Report = NewVerifyReport(rep, anchored)
+		run.Read = rep.Events - before
+		run.Checked = rep.Head.Position
+		if rep.Failure != nil {
+			run.Read++ // the event that failed was read too
+			run.Checked = rep.Failure.Position
+		}
 	}
 	run.Took = m.now().Sub(start)
 	m.mu.Lock()
 	m.last = &run
 	m.running = nil
+	if err == nil {
+		m.chk, m.anchored = chk, anchored
+		if anchored == nil {
+			m.anchored = []AnchorCheck{}
+		}
+		m.seen = logState{head: rep.Head.Position, anchors: st.anchors, lastID: st.lastID}
+		if rep.Failure != nil {
+			m.seen.head = st.head // nothing after a failure is read: only a full run looks again
+		}
+	} else {
+		m.chk = nil // start again from position 1
+	}
 	m.mu.Unlock()
 	close(done)
 }
 
+// VerifyStatus is GET /verify as JSON: the latest report (the shape of
+// `web verify --json`) and how far it reaches.
+type VerifyStatus struct {
+	VerifyReport
+	// CheckedPosition is the log position the verdict covers.
+	CheckedPosition int64 `json:"checked_position"`
+	// CheckedAt is when that check started (RFC 3339, UTC).
+	CheckedAt string `json:"checked_at"`
+	// HeadPosition is the log's head now.
+	HeadPosition int64 `json:"head_position"`
+	// Current: the verdict covers the head (a broken braid stays broken,
+	// so a failure is always current).
+	Current bool `json:"current"`
+}
+
+// ago says how long ago t was, roughly, for people.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
+
 // VerifyPage answers GET /verify: the latest check of the braid and the
-// anchors, starting a new one in the background when the latest is stale.
-// The first request waits a moment for the first check; none waits longer.
+// anchors, starting a new one in the background when one is due. A run
+// usually reads only what was appended since the one before, so a request
+// waits a moment for it; none waits longer, and a result that does not
+// reach the head says how old it is.
 func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		done := m.Kick()
+		if done != nil {
+			select {
+			case <-done:
+			case <-time.After(time.Second):
+			case <-c.Request().Context().Done():
+				return c.Request().Context().Err()
+			}
+		}
 		run, ok := m.Latest()
 		if !ok && done != nil {
 			select {
 			case <-done:
 				run, ok = m.Latest()
-			case <-time.After(2 * time.Second):
+			case <-time.After(time.Second):
 			case <-c.Request().Context().Done():
 				return c.Request().Context().Err()
+			}
+		}
+		running := false
+		if done != nil {
+			select {
+			case <-done:
+			default:
+				running = true
 			}
 		}
 		if ok && run.Err != nil {
 			return fmt.Errorf("verify: %w", run.Err)
 		}
+		head := run.Checked
+		if env.Writer != nil {
+			head = env.Writer.Head().Position
+		}
+		current := ok && (!run.Report.Intact || run.Checked >= head)
 		if WantsJSON(c) {
 			if !ok {
-				return c.JSON(http.StatusAccepted, map[string]any{"checking": true})
+				return c.JSON(http.StatusAccepted, map[string]any{"checking": true, "head_position": head, "current": false})
 			}
-			return c.JSON(http.StatusOK, run.Report)
+			return c.JSON(http.StatusOK, VerifyStatus{VerifyReport: run.Report, CheckedPosition: run.Checked,
+				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current})
 		}
-		v := templates.VerifyView{Checked: ok, Running: done != nil}
+		v := templates.VerifyView{Checked: ok, Running: running, HeadPosition: head, Current: current}
 		if ok {
 			r := run.Report
 			v.Intact, v.Events, v.Head, v.Note = r.Intact, r.Events, r.Head, r.Note
 			if r.Failure != nil {
 				v.FailPosition, v.FailReason = r.Failure.Position, r.Failure.Reason
 			}
+			// A run from position 1 checked everything, full or not.
+			v.CheckedPosition, v.Full, v.From = run.Checked, run.Full || run.From <= 1, run.From
+			v.FullEvery = strings.TrimSuffix(strings.TrimSuffix(m.fullEvery().String(), "0s"), "0m")
 			v.Took = run.Took.Round(10 * time.Microsecond).String()
 			v.At = run.At.UTC().Format(time.RFC3339)
+			v.Ago = ago(time.Since(run.At))
 			for _, a := range r.Anchors {
 				v.Anchors = append(v.Anchors, templates.VerifyAnchor{ID: a.ID, Position: a.Position, Witness: a.Witness,
 					Hash: a.Hash, AnchoredAt: a.AnchoredAt, OK: a.OK, Problem: a.Problem, Receipt: a.Receipt})

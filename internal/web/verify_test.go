@@ -103,7 +103,7 @@ func TestVerifyPage(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if !strings.Contains(string(b), "Broken at position 12:") || !strings.Contains(string(b), "anchor #2") {
+	if !strings.Contains(string(b), "The braid is broken at position 12<") || !strings.Contains(string(b), "anchor #2") {
 		t.Fatalf("GET with a failed anchor: want broken at 12, got:\n%s", b)
 	}
 }

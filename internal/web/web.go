@@ -29,6 +29,9 @@ type Env struct {
 	Sessions *scs.SessionManager
 	Assets   *static.Assets
 	Log      *slog.Logger
+	// Verdict returns the latest check of the braid (Monitor.Verdict), so
+	// every page's footer can say when it is broken; nil shows nothing.
+	Verdict func() (VerifyRun, bool)
 }
 
 // User is the signed-in person.
@@ -92,6 +95,11 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 		p.HeadPos = h.Position
 		if h.Position > 0 {
 			p.HeadShort = events.Short(h.Hash)
+		}
+	}
+	if env.Verdict != nil {
+		if run, ok := env.Verdict(); ok && run.Err == nil && run.Report.Failure != nil {
+			p.BrokenAt = run.Report.Failure.Position
 		}
 	}
 	return p
