@@ -114,6 +114,8 @@ func healthz(w *web.Env) echo.HandlerFunc {
 func staticFiles(a *static.Assets) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store") // until there is a file to cache
 		name, ok := strings.CutPrefix(r.URL.Path, "/static/")
 		if !ok || !fs.ValidPath(name) || name == "." {
 			return echo.ErrNotFound
@@ -128,7 +130,6 @@ func staticFiles(a *static.Assets) echo.HandlerFunc {
 		if err != nil || st.IsDir() || !seekable {
 			return echo.ErrNotFound
 		}
-		h := c.Response().Header()
 		version := a.Version(name)
 		if v := r.URL.Query().Get("v"); v != "" && v == version {
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
