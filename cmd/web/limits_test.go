@@ -228,15 +228,31 @@ func TestAccessLogStatus(t *testing.T) {
 	s := startServerLogging(t, &log)
 	ada, anon := newBrowser(t, s.URL), newBrowser(t, s.URL)
 	ada.register("ada")
-	if a := ada.get("/no/such/page"); a.status != 404 {
-		t.Fatalf("unknown path: got %d, want 404", a.status)
+	ticket := ada.open("logged")
+	cases := []struct {
+		name string
+		send func() answer
+		want int
+		line string
+	}{
+		{"unknown path", func() answer { return ada.get("/no/such/page") }, 404, "method=GET path=/no/such/page status=404"},
+		{"unknown ticket (an errs error)", func() answer { return ada.get("/tickets/999") }, 404, "method=GET path=/tickets/999 status=404"},
+		{"form re-shown", func() answer {
+			return anon.post("/login", anon.form("/login", "", url.Values{"username": {"nobody"}, "password": {"wrong"}}))
+		}, 422, "method=POST path=/login status=422"},
+		{"JSON form refused (an errs error)", func() answer {
+			return ada.do("POST", ticket+"/comments", ada.form(ticket, ticket+"/comments", url.Values{"body": {" "}}), "Accept", "application/json")
+		}, 422, "method=POST path=" + ticket + "/comments status=422"},
+		{"body too large", func() answer {
+			return ada.post("/tickets", url.Values{"body": {strings.Repeat("x", 2<<20)}})
+		}, 413, "method=POST path=/tickets status=413"},
 	}
-	if a := anon.post("/login", anon.form("/login", "", url.Values{"username": {"nobody"}, "password": {"wrong"}})); a.status != 422 {
-		t.Fatalf("bad sign-in: got %d, want 422", a.status)
-	}
-	for _, want := range []string{"method=GET path=/no/such/page status=404", "method=POST path=/login status=422", "method=GET path=/login status=200"} {
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("log has no %q:\n%s", want, log.String())
+	for _, tc := range cases {
+		if a := tc.send(); a.status != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, a.status, tc.want)
+		}
+		if !strings.Contains(log.String(), tc.line) {
+			t.Errorf("%s: log has no %q:\n%s", tc.name, tc.line, log.String())
 		}
 	}
 }
