@@ -37,3 +37,7 @@ func New() *Assets {
 func (a *Assets) URL(name string) string {
 	return "/static/" + name + "?v=" + a.version[name]
 }
+
+// Version returns the content hash of a static file ("" for none), the ?v=
+// that URL draws for it.
+func (a *Assets) Version(name string) string { return a.version[name] }

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -12,24 +17,25 @@ import (
 	"braid/internal/auth"
 	"braid/internal/tickets"
 	"braid/internal/web"
+	"braid/static"
 )
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
 func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, mon *web.Monitor, secure bool) {
-	e.Pre(middleware.MethodOverrideWithConfig(middleware.MethodOverrideConfig{
-		Getter: middleware.MethodFromForm("_method"),
-	}))
-	e.Use(requestLog(w.Log))
-	e.Use(middleware.Recover())
-	// The largest form is a 20,000-character body with its labels: 1 MB
-	// leaves room for multi-byte text and refuses anything else (413).
-	e.Use(middleware.BodyLimit("1M"))
-	e.Use(securityHeaders)
+	// Before routing and before anything reads the request: one log line
+	// with the final status, panics turned into 500s, the headers every
+	// answer carries, the body cap, then the method override (which reads
+	// the form, so it must come after the cap).
+	e.Pre(requestLog(w.Log))
+	e.Pre(middleware.Recover())
+	e.Pre(securityHeaders(secure))
+	e.Pre(limitBody)
+	e.Pre(methodOverride)
 
 	// Public and stateless.
 	e.GET("/healthz", healthz(w))
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticFiles(w))))
+	e.GET("/static/*", staticFiles(w.Assets))
 
 	// A token bound to the browser's secret and its session, rotated at
 	// sign-in and sign-out; from the form body or a header, never the query.
@@ -92,34 +98,136 @@ func healthz(w *web.Env) echo.HandlerFunc {
 	}
 }
 
-func staticFiles(w *web.Env) http.Handler {
-	fs := http.FileServerFS(w.Assets.FS)
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("v") != "" {
-			rw.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+// staticFiles serves the embedded assets. A file asked for with its own
+// content hash (?v=, as Assets.URL draws it) may be cached for a year; any
+// other ?v= or none must be checked again (no-cache, with the hash as ETag).
+// Directories are not listed: they are 404 like anything unknown.
+func staticFiles(a *static.Assets) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store") // until there is a file to cache
+		name, ok := strings.CutPrefix(r.URL.Path, "/static/")
+		if !ok || !fs.ValidPath(name) || name == "." {
+			return echo.ErrNotFound
 		}
-		fs.ServeHTTP(rw, r)
-	})
+		f, err := a.FS.Open(name)
+		if err != nil {
+			return echo.ErrNotFound
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		rs, seekable := f.(io.ReadSeeker)
+		if err != nil || st.IsDir() || !seekable {
+			return echo.ErrNotFound
+		}
+		version := a.Version(name)
+		if v := r.URL.Query().Get("v"); v != "" && v == version {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
+		}
+		h.Set("ETag", `"`+version+`"`)
+		http.ServeContent(c.Response(), r, name, st.ModTime(), rs)
+		return nil
+	}
 }
 
 // securityHeaders sets the headers every answer carries: a CSP with no
-// inline script, no framing, no sniffing and a strict referrer policy.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+// inline script, no framing, no sniffing and a strict referrer policy;
+// no-store on everything but the static files (pages show what a person
+// may see, and must not outlive sign-out in a shared cache or the back
+// button); HSTS when the cookies are Secure, that is behind TLS.
+func securityHeaders(secure bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+			if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+				h.Set("Cache-Control", "no-store")
+			}
+			if secure {
+				h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+			}
+			return next(c)
+		}
+	}
+}
+
+// maxBody caps every request body. The largest form is a 20,000-character
+// body with its labels: 1 MiB leaves room for multi-byte text and refuses
+// anything else.
+const maxBody = 1 << 20
+
+// limitBody runs before anything reads the body. A declared length over the
+// cap is refused at once, unread (413). Any other body (chunked or short)
+// is read into memory, at most maxBody+1 bytes, so that a body over the cap
+// is a 413 here and never a half-read form further on, and no later reader
+// can take more. Multipart bodies are refused (415): no form of the site
+// sends one, and Go's multipart reader spools large parts to temporary
+// files, a parser and a disk nobody needs to expose.
+func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		r := c.Request()
+		if r.ContentLength > maxBody {
+			return tooLarge()
+		}
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			b, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBody))
+			var big *http.MaxBytesError
+			switch {
+			case errors.As(err, &big):
+				return tooLarge()
+			case err != nil:
+				return echo.NewHTTPError(http.StatusBadRequest, "The request body could not be read.")
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); strings.HasPrefix(mt, "multipart/") {
+			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Multipart bodies are not accepted: send the form as application/x-www-form-urlencoded.")
+		}
 		return next(c)
 	}
 }
 
-// requestLog logs one line per request with log/slog.
+func tooLarge() error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The request is too large: the limit is 1 MB.")
+}
+
+// methodOverride lets a POST form act as PATCH or DELETE through its
+// _method field (browsers send only GET and POST). Nothing else is honoured:
+// turning a POST into a GET would skip the CSRF check. A form that cannot
+// be parsed (bad percent-encoding) is a 400 here, once, for every handler.
+func methodOverride(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodPost {
+			return next(c)
+		}
+		if err := r.ParseForm(); err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read: it is not valid URL encoding.")
+		}
+		switch m := r.PostForm.Get("_method"); m {
+		case "":
+		case http.MethodPatch, http.MethodDelete:
+			r.Method = m
+		default:
+			return echo.NewHTTPError(http.StatusBadRequest, "_method must be PATCH or DELETE.")
+		}
+		return next(c)
+	}
+}
+
+// requestLog logs one line per request with log/slog, with the status the
+// client got: errors are handed to the error handler first (HandleError).
+// It runs before routing, so it sees every answer, 404s and 413s included.
 func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true,
-		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Path(), "/static") },
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, HandleError: true,
+		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/static/") },
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			log.Info("request", slog.String("method", v.Method), slog.String("path", v.URIPath),
 				slog.Int("status", v.Status), slog.Duration("took", v.Latency.Round(time.Microsecond)))

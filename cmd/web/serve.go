@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,12 +21,14 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|closed]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
 	wf := addWitnessFlags(fs)
 	registration := fs.String("registration", cmp.Or(e.getenv("BRAID_REGISTRATION"), "open"), "who may register: open or closed (env BRAID_REGISTRATION)")
+	var proxies cidrList
+	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,6 +38,11 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	if *every < 0 {
 		return fail(exitFailed, "--anchor-every %s: want a positive interval, e.g. 1h (0: never)", *every)
+	}
+	if env := e.getenv("BRAID_TRUSTED_PROXIES"); env != "" && len(proxies) == 0 {
+		if err := proxies.Set(env); err != nil {
+			return fail(exitFailed, "BRAID_TRUSTED_PROXIES: %v", err)
+		}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var job *anchor.Job
@@ -71,7 +79,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	defer closeC()
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
 	w.Verdict = mon.Verdict // every page says when the braid is broken
-	srv := newServer(w, a, mon, *secure, mode)
+	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 
 	if job != nil {
 		// The job reads the head from the writer's memory and records
@@ -135,17 +143,81 @@ func defaultAddr(getenv func(string) string) string {
 }
 
 // newServer builds the echo server with its middleware and every route.
-func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration auth.RegistrationMode) *echo.Echo {
+func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration auth.RegistrationMode, ip echo.IPExtractor) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The client's address (for rate limits and logs) comes from
-	// X-Forwarded-For only when a proxy on a private network or loopback
-	// (as on Fly.io) sent it; anyone else's header is ignored.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true), echo.TrustPrivateNet(true), echo.TrustLinkLocal(true))
+	// The client's address, for rate limits: see clientIP. Without an
+	// extractor echo would believe X-Forwarded-For from anyone.
+	e.IPExtractor = ip
 	e.HTTPErrorHandler = w.ErrorHandler
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users},
 		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets)}
 	routes(e, w, people, tix, mon, secure)
 	return e
+}
+
+// clientIP says where a request came from. By default that is the peer's
+// address and every forwarding header is ignored: anyone can send one.
+// X-Forwarded-For is believed only when the peer (and each hop named before
+// it, from the right) is one of the proxies named by --trusted-proxy. On
+// Fly.io (FLY_APP_NAME set) and with no --trusted-proxy, the address is
+// Fly-Client-IP, which Fly's proxy sets on every request it forwards.
+func clientIP(proxies cidrList, fly bool) echo.IPExtractor {
+	direct := echo.ExtractIPDirect()
+	switch {
+	case len(proxies) > 0:
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range proxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		return echo.ExtractIPFromXFFHeader(opts...)
+	case fly:
+		return func(r *http.Request) string {
+			if ip := net.ParseIP(strings.TrimSpace(r.Header.Get("Fly-Client-IP"))); ip != nil {
+				return ip.String()
+			}
+			return direct(r)
+		}
+	}
+	return direct
+}
+
+// cidrList is the value of --trusted-proxy: networks in CIDR form (a bare
+// address means that one address), repeated or separated by commas.
+type cidrList []*net.IPNet
+
+func (l *cidrList) String() string {
+	s := make([]string, len(*l))
+	for i, n := range *l {
+		s[i] = n.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *cidrList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			ip := net.ParseIP(part)
+			if ip == nil {
+				return fmt.Errorf("%q is neither an address nor a CIDR such as 10.0.0.0/8", part)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			*l = append(*l, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(part)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", part)
+		}
+		*l = append(*l, n)
+	}
+	return nil
 }
