@@ -56,8 +56,6 @@ const (
 	fixtureTicket   = "/tickets/1"
 	fixtureComment  = "/tickets/1/comments/1"
 
-	// maxBody is the body limit every request is held to (routes.go).
-	maxBody = 1 << 20
 	// fuzzTimeout is how long one answer may take before it counts as a hang.
 	fuzzTimeout = 30 * time.Second
 )
