@@ -83,7 +83,7 @@ func seedReads(path string, n int) error {
 	tix := tickets.NewService(a.writer, a.reg, a.types.tickets)
 	for i := range readsUsers {
 		u := fmt.Sprintf("reader%d", i)
-		if _, err := people.SignUp(ctx, auth.Registration{Username: u, Password: "correct horse", Confirmation: "correct horse"}, ""); err != nil {
+		if _, _, err := people.SignUp(ctx, auth.Registration{Username: u, Password: "correct horse", Confirmation: "correct horse"}, ""); err != nil {
 			return err
 		}
 	}

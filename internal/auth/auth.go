@@ -9,13 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/input"
 )
 
 // Registered is the payload of user_registered.
@@ -54,10 +53,8 @@ func (r Registration) Validate() error {
 	if !usernameRE.MatchString(r.Username) {
 		fields["username"] = "Use 3 to 32 characters: lowercase letters a-z, digits, _ or -."
 	}
-	if utf8.RuneCountInString(r.DisplayName) > 64 {
-		fields["display_name"] = "Keep the display name to 64 characters."
-	} else if strings.ContainsAny(r.DisplayName, "\r\n\t") {
-		fields["display_name"] = "The display name must be one line."
+	if err := input.Line("display_name", "The display name", r.DisplayName, 64); err != nil {
+		fields["display_name"] = errs.Fields(err)["display_name"]
 	}
 	switch {
 	case len(r.Password) < 8:
@@ -83,10 +80,14 @@ type Service struct {
 }
 
 // SignUp registers a user: the event goes to the log, the password hash to
-// the credentials table, in the same transaction.
-func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) (string, error) {
+// the credentials table, in the same transaction. repeated is true when the
+// same registration (username and display name, under the same command_id)
+// had already been made: nothing was written now, the password was not
+// checked, and the caller must check it (Authenticate) before trusting
+// whoever sent it.
+func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) (id string, repeated bool, err error) {
 	if err := r.Validate(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if r.DisplayName == "" {
 		r.DisplayName = r.Username
@@ -98,11 +99,13 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 	// bcrypt is slow on purpose: hash before the writer, never inside it.
 	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), cost)
 	if err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
+		return "", false, fmt.Errorf("hash password: %w", err)
 	}
-	_, err = s.Writer.Do(ctx, events.Command{
+	res, err := s.Writer.Do(ctx, events.Command{
 		ID:    commandID,
 		Actor: r.Username,
+		// Never the password: the fingerprint is kept beside the log.
+		Fingerprint: events.Fingerprint("register", r.Username, r.DisplayName),
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 			v, _, err := tx.Last(ctx, "user", r.Username)
 			if err != nil {
@@ -120,9 +123,9 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 		},
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return r.Username, nil
+	return r.Username, res.Repeated, nil
 }
 
 // errBadLogin is the one answer for a wrong username or password, so the

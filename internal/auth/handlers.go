@@ -69,13 +69,26 @@ func (h *Handlers) DoRegister(c echo.Context) error {
 	f.CommandID = c.FormValue("command_id")
 	r := Registration{Username: strings.TrimSpace(c.FormValue("username")), DisplayName: strings.TrimSpace(c.FormValue("display_name")),
 		Password: c.FormValue("password"), Confirmation: c.FormValue("password_confirmation")}
-	id, err := h.Service.SignUp(ctx, r, f.CommandID)
+	id, repeated, err := h.Service.SignUp(ctx, r, f.CommandID)
+	if err == nil && repeated {
+		// The same registration sent again (a double click, a retry): sign
+		// in only whoever knows the password. A command_id is public.
+		if _, aerr := h.Service.Authenticate(ctx, r.Username, r.Password); aerr != nil {
+			if errs.Code(aerr) != errs.Invalid {
+				return aerr
+			}
+			err = &errs.Error{Code: errs.Conflict, Message: "This username is already registered. Sign in instead.",
+				Fields: map[string]string{"username": "Already registered; sign in instead."}}
+		}
+	}
 	if err != nil {
-		if errs.Code(err) != errs.Invalid {
+		switch errs.Code(err) {
+		case errs.Invalid, errs.Conflict:
+		default:
 			return err
 		}
 		f.CommandID = events.NewID()
-		return web.Render(c, http.StatusUnprocessableEntity, templates.Register(h.Env.Page(c, "Register", "register"), web.WithError(f, err)))
+		return web.Render(c, web.Status(errs.Code(err)), templates.Register(h.Env.Page(c, "Register", "register"), web.WithError(f, err)))
 	}
 	if err := h.signIn(c, id); err != nil {
 		return err

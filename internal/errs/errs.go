@@ -17,6 +17,10 @@ const (
 	Forbidden    = "forbidden"
 	TooMany      = "too_many_requests"
 	Internal     = "internal"
+
+	// Unavailable: the server cannot do it right now (the disk is full,
+	// the database is read-only); nothing was done.
+	Unavailable = "unavailable"
 )
 
 // Error is a failure a user may be told about.

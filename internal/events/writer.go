@@ -30,17 +30,26 @@ type Change struct {
 // goroutine inside the command's own SAVEPOINT, so what it reads is exactly
 // what it appends after; it returns the changes or a domain error.
 type Command struct {
-	ID     string // idempotency key (command_id); empty gets a random one
+	ID     string // idempotency key (command_id): 32 lowercase hex, or empty for a fresh one
 	Actor  string
 	Decide func(ctx context.Context, tx *Tx) ([]Change, error)
 	// After, when set, runs in the same savepoint once the events are appended
 	// and projected, for writes that live outside the log on purpose
 	// (credentials). If it fails, the whole command rolls back.
 	After func(ctx context.Context, q Querier, appended []Event) error
+
+	// Fingerprint names what the command is (see Fingerprint): its kind and
+	// input. It is stored beside every event the command appends, outside
+	// the hashed fields and the export, so that the same command_id sent
+	// again counts as a repeat only when it is the same command from the
+	// same actor. A command_id is public (it is in the log): it must never
+	// act as a capability.
+	Fingerprint string
 }
 
-// Result is what a command appended. Repeated is true when the command_id
-// had been seen before: Events are then the ones appended the first time.
+// Result is what a command appended. Repeated is true when the same actor
+// had sent the same command (id and fingerprint) before: Events are then
+// the ones appended the first time.
 type Result struct {
 	Events   []Event
 	Repeated bool
@@ -161,6 +170,8 @@ type Writer struct {
 	head   Head // committed head, for readers
 	cur    Head // head inside the open transaction, writer goroutine only
 
+	health error // why writes fail (a storage failure), nil when they work; under headMu
+
 	// Aggregate versions, writer goroutine only: known holds committed
 	// ones, pending those of commands in the open batch. The writer is the
 	// log's only writer, so what it appended is the truth until it says so.
@@ -220,10 +231,10 @@ func (w *Writer) prepare(ctx context.Context) error {
 		st  **sql.Stmt
 		sql string
 	}{
-		{&w.stInsert, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.stInsert, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash, command_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&w.stLoad, `SELECT ` + eventColumns + ` FROM events WHERE aggregate_type = ? AND aggregate_id = ? AND version > ? ORDER BY version`},
 		{&w.stLast, `SELECT version, hash FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1`},
-		{&w.stByCommand, `SELECT ` + eventColumns + ` FROM events WHERE command_id = ? ORDER BY command_index`},
+		{&w.stByCommand, `SELECT ` + eventColumns + `, command_fingerprint FROM events WHERE command_id = ? ORDER BY command_index`},
 		{&w.stVersion, `SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_type = ? AND aggregate_id = ?`},
 		{&w.stCheckpoint, `UPDATE projection_checkpoints SET position = ?`},
 	} {
@@ -258,11 +269,24 @@ func (w *Writer) Head() Head {
 	return w.head
 }
 
+// Health returns nil when writes work (after a committed batch, or before
+// any), else what the last storage failure was, in a few words ("disk
+// full", "database read-only").
+func (w *Writer) Health() error {
+	w.headMu.RLock()
+	defer w.headMu.RUnlock()
+	return w.health
+}
+
 // Do runs cmd and waits for its outcome. Once Do returns nil the events are
-// durable (committed with synchronous=FULL).
+// durable (committed with synchronous=FULL). A command_id that is not 32
+// lowercase hex digits is refused (errs.Invalid, field command_id).
 func (w *Writer) Do(ctx context.Context, cmd Command) (Result, error) {
 	if cmd.ID == "" {
 		cmd.ID = NewID()
+	}
+	if err := checkCommand(&cmd); err != nil {
+		return Result{}, err
 	}
 	r := &request{cmd: &cmd, done: make(chan struct{})}
 	if err := w.send(ctx, r); err != nil {
@@ -415,32 +439,44 @@ func (w *Writer) run(batch []*request, before func()) {
 		}
 	}()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		err = fmt.Errorf("begin: %w", err)
+		err = storage(fmt.Errorf("begin: %w", err))
 		w.log.Error("writer", slog.Any("err", err))
+		w.setHealth(err, false)
 		for _, r := range batch {
 			r.err = err
 		}
 		return
 	}
 	start := w.cur
+	// A storage failure (disk full, read-only) fails the whole batch: SQLite
+	// may have rolled the transaction back already, and nothing after it
+	// could be saved either.
+	var err error
 	for _, r := range batch {
-		if r.exclusive != nil {
-			r.err = w.savepoint(ctx, func() error { return r.exclusive(ctx, w.q) })
+		if err != nil {
+			r.err = err
 			continue
 		}
-		r.res, r.err = w.one(ctx, r.cmd)
+		if r.exclusive != nil {
+			r.err = storage(w.savepoint(ctx, func() error { return r.exclusive(ctx, w.q) }))
+		} else {
+			r.res, r.err = w.one(ctx, r.cmd)
+		}
+		if errs.Code(r.err) == errs.Unavailable {
+			err = r.err
+		}
 	}
-	var err error
-	if w.cur.Position != start.Position {
+	if err == nil && w.cur.Position != start.Position {
 		if _, err = w.stCheckpoint.ExecContext(ctx, w.cur.Position); err != nil {
-			err = fmt.Errorf("record checkpoints: %w", err)
+			err = storage(fmt.Errorf("record checkpoints: %w", err))
 		}
 	}
 	if err == nil {
 		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err != nil {
-			err = fmt.Errorf("commit: %w", err)
+			err = storage(fmt.Errorf("commit: %w", err))
 		}
 	}
+	w.setHealth(err, err == nil)
 	if err != nil {
 		// Nothing in this batch is durable: say so to everyone.
 		w.log.Error("writer: batch rolled back", slog.Any("err", err), slog.Int("commands", len(batch)))
@@ -448,7 +484,7 @@ func (w *Writer) run(batch []*request, before func()) {
 		w.cur = start
 		clear(w.pending)
 		for _, r := range batch {
-			if r.err == nil {
+			if r.err == nil || errs.Code(err) == errs.Unavailable {
 				r.res, r.err = Result{}, err
 			}
 		}
@@ -464,6 +500,18 @@ func (w *Writer) run(batch []*request, before func()) {
 		w.known[k] = v
 	}
 	clear(w.pending)
+}
+
+// setHealth records the outcome of a batch for Health: a storage failure
+// sets it, a commit clears it, anything else leaves it.
+func (w *Writer) setHealth(err error, committed bool) {
+	reason := reasonOf(err)
+	if reason == nil && !committed {
+		return
+	}
+	w.headMu.Lock()
+	w.health = reason
+	w.headMu.Unlock()
 }
 
 // savepoint runs fn in its own SAVEPOINT, rolling back to it on error.
@@ -512,9 +560,13 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 				retry = true
 				return &errs.Error{Code: errs.Conflict, Message: fmt.Sprintf("%s %s has changed since you loaded it (version %d, now %d)", ch.AggregateType, ch.AggregateID, ch.Expect, v)}
 			}
-			for _, p := range ch.Events {
+			for i := range ch.Events {
+				p := &ch.Events[i]
 				if !w.reg.Known(p.Type) {
 					return fmt.Errorf("append: unregistered event type %q", p.Type)
+				}
+				if err := checkEvent(ch.AggregateType, ch.AggregateID, p); err != nil {
+					return err
 				}
 				v++
 				e := Event{Position: w.cur.Position + 1, AggregateType: ch.AggregateType, AggregateID: ch.AggregateID,
@@ -522,7 +574,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 					CommandID: cmd.ID, Data: p.Data, ParentHash: w.cur.Hash}
 				e.Hash = w.h.hash(&e)
 				if _, err := w.stInsert.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version,
-					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
+					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:], cmd.Fingerprint); err != nil {
 					retry = retry || isConstraint(err)
 					return fmt.Errorf("append %s: %w", e.Type, err)
 				}
@@ -542,14 +594,20 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 		}
 		return nil
 	})
+	err = storage(err)
 	if retry {
-		// After the rollback (if any): has this command_id appended before?
-		prior, perr := w.prior(ctx, cmd.ID)
-		if perr != nil {
+		// After the rollback (if any): has this command appended before?
+		prior, same, perr := w.prior(ctx, cmd)
+		switch {
+		case perr != nil:
 			err = errors.Join(err, perr)
-		} else if len(prior) > 0 {
+		case len(prior) > 0 && same:
 			w.cur = before
 			return Result{Events: prior, Repeated: true}, nil
+		case len(prior) > 0:
+			// The id was used by someone else, or for something else:
+			// never report their success, never say whose it was.
+			err = errReused
 		}
 	}
 	if err != nil {
@@ -565,14 +623,43 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 	return res, nil
 }
 
-// prior returns the events a command_id appended, if any.
-func (w *Writer) prior(ctx context.Context, commandID string) ([]Event, error) {
-	rows, err := w.stByCommand.QueryContext(ctx, commandID)
+// prior returns the events cmd's command_id appended, if any, and whether
+// they are cmd's own: the same actor and the same fingerprint. An event
+// stored with an empty fingerprint (appended before fingerprints were
+// kept, or imported from an export, which has none) matches on the actor
+// alone.
+func (w *Writer) prior(ctx context.Context, cmd *Command) ([]Event, bool, error) {
+	rows, err := w.stByCommand.QueryContext(ctx, cmd.ID)
 	if err != nil {
-		return nil, fmt.Errorf("look up command %s: %w", commandID, err)
+		return nil, false, fmt.Errorf("look up command %s: %w", cmd.ID, err)
 	}
-	return scanEvents(rows)
+	defer rows.Close()
+	var out []Event
+	same := true
+	for rows.Next() {
+		var e Event
+		var fp string
+		if err := scanEvent(withFingerprint{rows, &fp}, &e); err != nil {
+			return nil, false, fmt.Errorf("scan event: %w", err)
+		}
+		if e.Actor != cmd.Actor || (fp != "" && fp != cmd.Fingerprint) {
+			same = false
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("look up command %s: %w", cmd.ID, err)
+	}
+	return out, same, nil
 }
+
+// withFingerprint scans an event row followed by its command_fingerprint.
+type withFingerprint struct {
+	rows *sql.Rows
+	fp   *string
+}
+
+func (s withFingerprint) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.fp)...) }
 
 // isConstraint reports whether err is SQLite refusing a constraint (here:
 // the UNIQUE index on command_id and command_index).

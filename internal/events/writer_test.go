@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,11 +142,11 @@ func TestStaleExpectedVersionConflicts(t *testing.T) {
 func TestRetriedCommandAppendsNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.bump(ctx, "a", 3, events.Any, "cmd-1")
+	first, err := f.bump(ctx, "a", 3, events.Any, "0000000000000000000000000000c0d1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := f.bump(ctx, "a", 3, events.Any, "cmd-1")
+	again, err := f.bump(ctx, "a", 3, events.Any, "0000000000000000000000000000c0d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestConcurrentAppendersLoseNothing(t *testing.T) {
 				if i%2 == 1 {
 					id = fmt.Sprintf("own-%d", g)
 				}
-				if _, err := f.bump(ctx, id, 1, events.Any, fmt.Sprintf("g%d-i%d", g, i)); err != nil {
+				if _, err := f.bump(ctx, id, 1, events.Any, fmt.Sprintf("%016x%016x", g, i)); err != nil {
 					t.Errorf("bump: %v", err)
 					return
 				}
@@ -317,7 +318,7 @@ func TestErrorsAreNotInternalWhenDomain(t *testing.T) {
 func TestRetriedCommandAnsweredEvenWhenDecisionNowRefuses(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	once := events.Command{ID: "close-1", Actor: "tester", Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+	once := events.Command{ID: "00000000000000000000000000c105e1", Actor: "tester", Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 		v, _, err := tx.Last(ctx, "counter", "a")
 		if err != nil {
 			return nil, err
@@ -336,7 +337,7 @@ func TestRetriedCommandAnsweredEvenWhenDecisionNowRefuses(t *testing.T) {
 		t.Fatalf("retry: got %+v, %v; want the first events, repeated", again, err)
 	}
 	other := once
-	other.ID = "close-2"
+	other.ID = "00000000000000000000000000c105e2"
 	if _, err := f.w.Do(ctx, other); errs.Code(err) != errs.Conflict {
 		t.Fatalf("a new command: got %v, want the refusal", err)
 	}
@@ -361,13 +362,13 @@ func TestVersionsStayRightAfterRollbacksAndRetries(t *testing.T) {
 			return nil
 		}}
 	}
-	if _, err := f.w.Do(ctx, two("m1", false)); err != nil {
+	if _, err := f.w.Do(ctx, two("000000000000000000000000000000a1", false)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.w.Do(ctx, two("m2", true)); err == nil {
+	if _, err := f.w.Do(ctx, two("000000000000000000000000000000a2", true)); err == nil {
 		t.Fatal("a failing After: got nil, want the error")
 	}
-	if r, err := f.w.Do(ctx, two("m1", false)); err != nil || !r.Repeated {
+	if r, err := f.w.Do(ctx, two("000000000000000000000000000000a1", false)); err != nil || !r.Repeated {
 		t.Fatalf("retry: %+v, %v", r, err)
 	}
 	r, err := f.bump(ctx, "x", 1, 1, "")
@@ -378,4 +379,199 @@ func TestVersionsStayRightAfterRollbacksAndRetries(t *testing.T) {
 		t.Fatalf("x's next version: got %d, want 2", r.Events[0].Version)
 	}
 	mustVerify(t, f.db, 3)
+}
+
+// A command_id is public (it is in the log and every export), so it must
+// never act as a capability: a repeat counts only when the same actor sends
+// the same command (fingerprint) again; anything else is refused with a 409
+// that does not say whose the id was, and appends nothing.
+func TestRepeatCountsOnlyForSameActorAndCommand(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef"
+	cases := []struct {
+		name        string
+		firstFP     string // "" stands for an event stored before fingerprints (or imported)
+		actor, fp   string
+		wantRepeat  bool
+		wantConflct bool
+	}{
+		{"same actor, same command", events.Fingerprint("bump", "a", "1"), "tester", events.Fingerprint("bump", "a", "1"), true, false},
+		{"another actor, same command", events.Fingerprint("bump", "a", "1"), "mallory", events.Fingerprint("bump", "a", "1"), false, true},
+		{"same actor, another command", events.Fingerprint("bump", "a", "1"), "tester", events.Fingerprint("bump", "a", "2"), false, true},
+		{"same actor, no fingerprint now", events.Fingerprint("bump", "a", "1"), "tester", "", false, true},
+		{"legacy event, same actor", "", "tester", events.Fingerprint("bump", "a", "1"), true, false},
+		{"legacy event, another actor", "", "mallory", events.Fingerprint("bump", "a", "1"), false, true},
+	}
+	for _, tc := range cases {
+		for _, refuse := range []bool{false, true} { // the second run appends again, or its decision refuses
+			t.Run(fmt.Sprintf("%s/refusing=%v", tc.name, refuse), func(t *testing.T) {
+				f := newFixture(t)
+				ctx := context.Background()
+				cmd := func(actor, fp string) events.Command {
+					return events.Command{ID: id, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+						v, _, err := tx.Last(ctx, "counter", "a")
+						if err != nil {
+							return nil, err
+						}
+						if refuse && v > 0 {
+							return nil, errs.Field("by", "already bumped")
+						}
+						return []events.Change{{AggregateType: "counter", AggregateID: "a", Expect: events.Any, Events: []events.Pending{f.bumped.New(bumped{By: 1})}}}, nil
+					}}
+				}
+				first, err := f.w.Do(ctx, cmd("tester", tc.firstFP))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stored string
+				f.db.Read.QueryRow(`SELECT command_fingerprint FROM events WHERE position = 1`).Scan(&stored)
+				if stored != tc.firstFP {
+					t.Fatalf("stored fingerprint %q, want %q", stored, tc.firstFP)
+				}
+				again, err := f.w.Do(ctx, cmd(tc.actor, tc.fp))
+				switch {
+				case tc.wantRepeat:
+					if err != nil || !again.Repeated || len(again.Events) != 1 || again.Events[0].Hash != first.Events[0].Hash {
+						t.Fatalf("got %+v, %v; want the first events, repeated", again, err)
+					}
+				case tc.wantConflct:
+					if errs.Code(err) != errs.Conflict || again.Repeated || len(again.Events) != 0 {
+						t.Fatalf("got %+v, %v; want a conflict and no events", again, err)
+					}
+					if msg := errs.Message(err); strings.Contains(msg, "tester") || !strings.Contains(msg, "already used") {
+						t.Fatalf("message %q: want the plain refusal that names nobody", msg)
+					}
+				}
+				mustVerify(t, f.db, 1)
+			})
+		}
+	}
+}
+
+func TestFingerprintSeparatesParts(t *testing.T) {
+	if events.Fingerprint("k", "ab", "c") == events.Fingerprint("k", "a", "bc") {
+		t.Fatal(`Fingerprint("k","ab","c") equals Fingerprint("k","a","bc"): parts are not length-prefixed`)
+	}
+	if events.Fingerprint("k", "a") == events.Fingerprint("ka") {
+		t.Fatal("the kind runs into the first part")
+	}
+	if got := events.Fingerprint("k", "a"); len(got) != 64 || got != events.Fingerprint("k", "a") {
+		t.Fatalf("Fingerprint = %q, want 64 stable hex digits", got)
+	}
+}
+
+// command_id has one format, the one NewID makes; the writer refuses any
+// other before the command runs.
+func TestCommandIDHasOneFormat(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, id := range []string{"cmd-1", "\xff", "\x00", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0", "0123456789abcdef0123456789abcdeg"} {
+		_, err := f.bump(ctx, "a", 1, events.Any, id)
+		if errs.Code(err) != errs.Invalid || errs.Fields(err)["command_id"] == "" {
+			t.Errorf("command_id %q: got %v, want invalid with a message on command_id", id, err)
+		}
+	}
+	if !events.ValidID(events.NewID()) {
+		t.Fatal("NewID makes an id ValidID refuses")
+	}
+	if _, err := f.bump(ctx, "a", 1, events.Any, events.NewID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.bump(ctx, "a", 1, events.Any, ""); err != nil {
+		t.Fatalf("an empty command_id gets a fresh one: %v", err)
+	}
+	mustVerify(t, f.db, 2)
+}
+
+// The writer is the last line of defence: nothing that is not text reaches
+// the log's columns, whatever a command decided.
+func TestWriterRefusesEventsThatAreNotText(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ok := f.bumped.New(bumped{By: 1})
+	cases := []struct {
+		name    string
+		actor   string
+		aggType string
+		aggID   string
+		p       events.Pending
+	}{
+		{"actor not UTF-8", "\xff", "counter", "a", ok},
+		{"actor with NUL", "a\x00b", "counter", "a", ok},
+		{"aggregate type with a control character", "t", "count\x01er", "a", ok},
+		{"aggregate id not UTF-8", "t", "counter", "\xc3", ok},
+		{"aggregate id with DEL", "t", "counter", "a\x7f", ok},
+		{"aggregate id with C1", "t", "counter", "a\u0085", ok},
+		{"data not UTF-8", "t", "counter", "a", events.Pending{Type: ok.Type, Schema: 1, Data: []byte("{\"by\":1,\"x\":\"\xff\"}")}},
+		{"data over MaxData", "t", "counter", "a", events.Pending{Type: ok.Type, Schema: 1, Data: []byte(`{"by":1,"x":"` + strings.Repeat("x", events.MaxData) + `"}`)}},
+	}
+	for _, tc := range cases {
+		_, err := f.w.Do(ctx, events.Command{Actor: tc.actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			return []events.Change{{AggregateType: tc.aggType, AggregateID: tc.aggID, Expect: events.Any, Events: []events.Pending{tc.p}}}, nil
+		}})
+		if errs.Code(err) != errs.Invalid {
+			t.Errorf("%s: got %v, want invalid", tc.name, err)
+		}
+	}
+	if _, err := f.w.Do(ctx, events.Command{Actor: "t", Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+		return []events.Change{{AggregateType: "counter", AggregateID: "\ufffd typed", Expect: events.Any, Events: []events.Pending{ok}}}, nil
+	}}); err != nil {
+		t.Fatalf("a typed U+FFFD is text: %v", err)
+	}
+	mustVerify(t, f.db, 1)
+}
+
+// A full disk answers every write with errs.Unavailable and a plain
+// message, Health says so, and writes work again once there is room.
+func TestDiskFullAnswersUnavailable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.bump(ctx, "a", 1, events.Any, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Health(); err != nil {
+		t.Fatalf("health before any failure: %v", err)
+	}
+	pageCap(t, f.w, "1") // no page more than the file has now
+	big := strings.Repeat("z", 5000)
+	// Several at once, so that some share a batch with the failing one.
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.bump(ctx, fmt.Sprintf("%s%d", big, i), 1, events.Any, "")
+			errc <- err
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if errs.Code(err) != errs.Unavailable || errs.Message(err) != "The server cannot write: the disk is full. Nothing was saved." {
+			t.Fatalf("write on a full disk: got %v (%q), want unavailable, disk full", err, errs.Message(err))
+		}
+	}
+	if err := f.w.Health(); err == nil || err.Error() != "disk full" {
+		t.Fatalf("health: got %v, want disk full", err)
+	}
+	mustVerify(t, f.db, 1)
+	pageCap(t, f.w, "1073741823")
+	if err := f.w.Health(); err != nil {
+		t.Fatalf("health after a committed batch: %v", err)
+	}
+	if _, err := f.bump(ctx, big, 1, events.Any, ""); err != nil {
+		t.Fatalf("write after making room: %v", err)
+	}
+	mustVerify(t, f.db, 2)
+}
+
+// pageCap sets max_page_count on the writer's own connection.
+func pageCap(tb testing.TB, w *events.Writer, n string) {
+	tb.Helper()
+	if err := w.Exclusive(context.Background(), func(ctx context.Context, q events.Querier) error {
+		_, err := q.ExecContext(ctx, "PRAGMA max_page_count = "+n)
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
 }

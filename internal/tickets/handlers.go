@@ -107,8 +107,8 @@ func (h *Handlers) Create(c echo.Context) error {
 	f := web.Form(c, "title", "body", "labels")
 	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
 	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
-	if errs.Code(err) == errs.Invalid {
-		return web.Render(c, http.StatusUnprocessableEntity, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.WithError(f, err)))
+	if code := errs.Code(err); code == errs.Invalid || code == errs.Conflict {
+		return web.Render(c, web.Status(code), templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.WithError(f, err)))
 	}
 	if err != nil {
 		return err
@@ -368,8 +368,8 @@ func (h *Handlers) UpdateComment(c echo.Context) error {
 	f := web.Form(c, "body")
 	f.Values["body"] = normalise(f.V("body"))
 	err = h.Service.EditComment(c.Request().Context(), actor(c), t.ID, cm.ID, f.V("body"), c.FormValue("command_id"))
-	if errs.Code(err) == errs.Invalid {
-		return web.Render(c, http.StatusUnprocessableEntity, templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: web.WithError(f, err)}))
+	if code := errs.Code(err); code == errs.Invalid || code == errs.Conflict {
+		return web.Render(c, web.Status(code), templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: web.WithError(f, err)}))
 	}
 	if err != nil {
 		return err

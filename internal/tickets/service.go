@@ -8,6 +8,7 @@ import (
 
 	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/input"
 )
 
 // Service runs ticket commands through the writer. It keeps a memory image
@@ -78,11 +79,24 @@ func (s *Service) remember(id string, t Ticket) {
 	s.cache[id] = t
 }
 
+// fingerprint names a ticket command by its kind, the ticket and every
+// input, so that a command_id sent again is a repeat only of the same
+// command (see events.Command.Fingerprint).
+func fingerprint(kind string, id int64, parts ...string) string {
+	return events.Fingerprint(kind, append([]string{strconv.FormatInt(id, 10)}, parts...)...)
+}
+
+// draftParts lists a draft's fields for a fingerprint: the labels last, as
+// many as there are.
+func draftParts(d Draft, more ...string) []string {
+	return append(append(more, d.Title, d.Body), d.Labels...)
+}
+
 // on runs a command against ticket id: decide gets the current state.
-func (s *Service) on(ctx context.Context, actor, cmdID string, id int64, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
+func (s *Service) on(ctx context.Context, actor, cmdID, fp string, id int64, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
 	sid := strconv.FormatInt(id, 10)
 	var t Ticket
-	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 		var err error
 		if t, err = s.load(ctx, tx, sid); err != nil {
 			return nil, err
@@ -108,7 +122,8 @@ func (s *Service) on(ctx context.Context, actor, cmdID string, id int64, decide 
 
 // Open opens a ticket and returns its number.
 func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string) (int64, error) {
-	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+	fp := events.Fingerprint("open", draftParts(d)...)
+	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 		evs, err := s.Types.Open(d)
 		if err != nil {
 			return nil, err
@@ -128,7 +143,8 @@ func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string)
 
 // Edit changes a ticket's title, body and labels if it is still at version.
 func (s *Service) Edit(ctx context.Context, actor string, id int64, d Draft, version int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+	fp := fingerprint("edit", id, draftParts(d, strconv.FormatInt(version, 10))...)
+	_, err := s.on(ctx, actor, cmdID, fp, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
 		return s.Types.Edit(t, d, version)
 	})
 	return err
@@ -136,7 +152,10 @@ func (s *Service) Edit(ctx context.Context, actor string, id int64, d Draft, ver
 
 // Assign assigns the ticket to a registered user; empty unassigns.
 func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
+	if err := input.Line("assignee", "The assignee", assignee, MaxAssignee); err != nil {
+		return err
+	}
+	_, err := s.on(ctx, actor, cmdID, fingerprint("assign", id, assignee), id, func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
 		if assignee != "" {
 			var one int
 			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, assignee).Scan(&one); err != nil {
@@ -153,19 +172,19 @@ func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, 
 
 // Close closes the ticket.
 func (s *Service) Close(ctx context.Context, actor string, id int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Close(t) })
+	_, err := s.on(ctx, actor, cmdID, fingerprint("close", id), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Close(t) })
 	return err
 }
 
 // Reopen reopens the ticket.
 func (s *Service) Reopen(ctx context.Context, actor string, id int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Reopen(t) })
+	_, err := s.on(ctx, actor, cmdID, fingerprint("reopen", id), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Reopen(t) })
 	return err
 }
 
 // Comment adds a comment and returns its number within the ticket.
 func (s *Service) Comment(ctx context.Context, actor string, id int64, body, cmdID string) (int64, error) {
-	res, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.AddComment(t, body) })
+	res, err := s.on(ctx, actor, cmdID, fingerprint("comment", id, body), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.AddComment(t, body) })
 	if err != nil || len(res.Events) == 0 {
 		return 0, err
 	}
@@ -175,7 +194,8 @@ func (s *Service) Comment(ctx context.Context, actor string, id int64, body, cmd
 
 // EditComment changes a comment; only its author may.
 func (s *Service) EditComment(ctx context.Context, actor string, id, cid int64, body, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+	fp := fingerprint("edit_comment", id, strconv.FormatInt(cid, 10), body)
+	_, err := s.on(ctx, actor, cmdID, fp, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
 		return s.Types.EditComment(t, actor, cid, body)
 	})
 	return err
@@ -183,7 +203,7 @@ func (s *Service) EditComment(ctx context.Context, actor string, id, cid int64, 
 
 // DeleteComment deletes a comment; only its author may.
 func (s *Service) DeleteComment(ctx context.Context, actor string, id, cid int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+	_, err := s.on(ctx, actor, cmdID, fingerprint("delete_comment", id, strconv.FormatInt(cid, 10)), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
 		return s.Types.DeleteComment(t, actor, cid)
 	})
 	return err

@@ -11,6 +11,7 @@ import (
 
 	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/input"
 )
 
 // Payloads, stored as JSON under stable snake_case type names.
@@ -70,6 +71,7 @@ const (
 	MaxComment   = 10000
 	MaxLabels    = 10
 	MaxLabelSize = 30
+	MaxAssignee  = 64
 )
 
 // Comment is one comment as the fold knows it.
@@ -182,7 +184,10 @@ type Draft struct {
 func ParseLabels(s string) []string {
 	out := []string{}
 	for _, l := range strings.Split(s, ",") {
-		l = strings.ToLower(strings.TrimSpace(l))
+		l = strings.TrimSpace(l)
+		if utf8.ValidString(l) { // ToLower would turn bad bytes into U+FFFD; Validate refuses them instead
+			l = strings.ToLower(l)
+		}
 		if l != "" && !slices.Contains(out, l) {
 			out = append(out, l)
 		}
@@ -193,23 +198,23 @@ func ParseLabels(s string) []string {
 // Validate checks a draft against the limits, naming each field at fault.
 func (d Draft) Validate() error {
 	f := map[string]string{}
-	switch n := utf8.RuneCountInString(strings.TrimSpace(d.Title)); {
-	case n == 0:
+	if strings.TrimSpace(d.Title) == "" {
 		f["title"] = "A ticket needs a title."
-	case n > MaxTitle:
-		f["title"] = fmt.Sprintf("Keep the title to %d characters; it has %d.", MaxTitle, n)
+	} else if err := input.Line("title", "The title", d.Title, MaxTitle); err != nil {
+		f["title"] = errs.Fields(err)["title"]
 	}
-	if strings.ContainsAny(d.Title, "\r\n") {
-		f["title"] = "The title must be one line."
-	}
-	if n := utf8.RuneCountInString(d.Body); n > MaxBody {
-		f["body"] = fmt.Sprintf("Keep the description to %d characters; it has %d.", MaxBody, n)
+	if err := input.Text("body", "The description", d.Body, MaxBody); err != nil {
+		f["body"] = errs.Fields(err)["body"]
 	}
 	if len(d.Labels) > MaxLabels {
 		f["labels"] = fmt.Sprintf("At most %d labels; there are %d.", MaxLabels, len(d.Labels))
 	}
 	seen := map[string]bool{}
 	for _, l := range d.Labels {
+		if err := input.Line("labels", "A label", l, 0); err != nil {
+			f["labels"] = errs.Fields(err)["labels"]
+			break
+		}
 		switch {
 		case l == "" || utf8.RuneCountInString(l) > MaxLabelSize:
 			f["labels"] = fmt.Sprintf("Each label is 1 to %d characters; %q is not.", MaxLabelSize, l)
@@ -227,13 +232,10 @@ func (d Draft) Validate() error {
 }
 
 func validComment(body string) error {
-	switch n := utf8.RuneCountInString(strings.TrimSpace(body)); {
-	case n == 0:
+	if strings.TrimSpace(body) == "" {
 		return errs.Field("body", "A comment cannot be empty.")
-	case utf8.RuneCountInString(body) > MaxComment:
-		return errs.Field("body", "Keep a comment to %d characters; it has %d.", MaxComment, utf8.RuneCountInString(body))
 	}
-	return nil
+	return input.Text("body", "A comment", body, MaxComment)
 }
 
 // The commands: each checks the state and returns events or a domain error.

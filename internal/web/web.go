@@ -142,6 +142,8 @@ func Status(code string) int {
 		return http.StatusForbidden
 	case errs.TooMany:
 		return http.StatusTooManyRequests
+	case errs.Unavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -155,6 +157,7 @@ var headings = map[int]string{
 	http.StatusBadRequest:          "Bad request",
 	http.StatusMethodNotAllowed:    "Method not allowed",
 	http.StatusUnauthorized:        "Sign in needed",
+	http.StatusServiceUnavailable:  "Cannot save right now",
 }
 
 // ErrorHandler is echo's HTTPErrorHandler: it maps errs codes (and echo's
@@ -177,7 +180,7 @@ func (env *Env) ErrorHandler(err error, c echo.Context) {
 			msg = "The form's security token was missing or out of date. Go back, reload the page and try again."
 		}
 	}
-	if status >= 500 {
+	if status >= 500 && errs.Code(err) != errs.Unavailable { // unavailable says what is wrong; the writer logged it
 		env.Log.Error("request failed", slog.String("method", c.Request().Method),
 			slog.String("path", c.Request().URL.Path), slog.Any("err", err))
 		msg = errs.Message(errs.E(errs.Internal, ""))

@@ -85,7 +85,7 @@ func Run(ctx context.Context, rng *rand.Rand, tix *tickets.Service, people *auth
 	for i := range cfg.Users {
 		u := fmt.Sprintf("%s_%d", prefix, i)
 		err := g.valid("sign_up", 1, func() error {
-			_, err := people.SignUp(ctx, auth.Registration{Username: u, DisplayName: g.line(20), Password: Password, Confirmation: Password}, g.id())
+			_, _, err := people.SignUp(ctx, auth.Registration{Username: u, DisplayName: g.line(20), Password: Password, Confirmation: Password}, g.id())
 			return err
 		})
 		if err != nil {
