@@ -217,7 +217,7 @@ func TestDiskFullAnswers503(t *testing.T) {
 	defer a.Close()
 	env := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: auth.NewSessions(a.db, false), Assets: static.New(), Log: log}
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, nil), log, 5*time.Second)
-	hs := httptest.NewServer(newServer(env, a, mon, false))
+	hs := httptest.NewServer(newServer(env, a, mon, false, auth.RegistrationOpen, clientIP(nil, false)))
 	defer hs.Close()
 
 	ada := newBrowser(t, hs.URL)
