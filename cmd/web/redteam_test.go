@@ -155,6 +155,7 @@ func TestRedTeam(t *testing.T) {
 			v.Del("_csrf")
 			return bob.post(ticket+"/comments?_csrf="+url.QueryEscape(tok), v)
 		}, http.StatusForbidden, nil},
+		{"HEAD /healthz, as uptime checkers ask", func() answer { return raw(anon, "HEAD", "/healthz", "", nil, 0) }, http.StatusOK, nil},
 		{"static directory listing", func() answer { return anon.get("/static/") }, http.StatusNotFound, nil},
 		{"signed-in pages are not cached", func() answer { return bob.get(ticket) }, http.StatusOK, func(t *testing.T, a answer) {
 			if cc := a.header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {

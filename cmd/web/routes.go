@@ -35,6 +35,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 
 	// Public and stateless.
 	e.GET("/healthz", healthz(w))
+	e.HEAD("/healthz", healthz(w)) // uptime checkers often ask with HEAD
 	e.GET("/static/*", staticFiles(w.Assets))
 
 	// A token bound to the browser's secret and its session, rotated at
