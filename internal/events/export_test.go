@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -165,4 +167,42 @@ type notesDB struct {
 func openNotesDB(tb testing.TB) notesDB {
 	db := openTestDB(tb)
 	return notesDB{db: db, d: newNotesDomain(tb, db)}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// A line longer than MaxLine is refused with its number, and the reader
+// stops near the cap instead of holding a hostile line in memory.
+func TestReadExportRefusesOverlongLine(t *testing.T) {
+	a := openNotesApp(t, filepath.Join(t.TempDir(), "braid.db"))
+	seedNotes(t, a.w, a.d, newNotesModel(1), 2)
+	var buf bytes.Buffer
+	if _, err := events.Export(context.Background(), a.db.Read, &buf); err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Repeat("x", 50<<20) // 50 MB with no newline, like the review's file
+	cr := &countingReader{r: io.MultiReader(&buf, strings.NewReader(huge))}
+	want := fmt.Sprintf("line %d is longer than 8 MiB", strings.Count(buf.String(), "\n")+1)
+	_, err := events.VerifyExport(cr)
+	if err == nil || !strings.Contains(err.Error(), want) || errs.Code(err) != errs.Invalid {
+		t.Fatalf("got %v, want an invalid error saying %q", err, want)
+	}
+	if cr.n > events.MaxLine+int64(buf.Cap())+1<<20 {
+		t.Fatalf("read %d bytes; it should stop near the %d-byte cap", cr.n, events.MaxLine)
+	}
+	// A line exactly at the cap is still read (and then judged as JSON).
+	line := strings.Repeat("y", events.MaxLine-1) + "\n"
+	if _, err := events.VerifyExport(strings.NewReader(line)); err == nil || strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a line of exactly MaxLine bytes: got %v, want a JSON error, not the length", err)
+	}
 }
