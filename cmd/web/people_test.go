@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -138,6 +139,22 @@ func TestChangeDisplayName(t *testing.T) {
 		t.Errorf("the ticket page does not show the new name")
 	}
 	verifyDB(t, s.DB)
+
+	// web replay rebuilds the users projection with the new name.
+	s.stop()
+	db, err := sql.Open("sqlite", "file:"+s.DB+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec(t, db, `UPDATE users SET display_name = 'stale'`)
+	if code := run(context.Background(), []string{"replay", "--db", s.DB}, func(string) string { return "" }, strings.NewReader(""), io.Discard, io.Discard); code != 0 {
+		t.Fatalf("replay: exit %d", code)
+	}
+	var name string
+	if err := db.QueryRow(`SELECT display_name FROM users WHERE id = 'alice'`).Scan(&name); err != nil || name != "Alice Liddell" {
+		t.Errorf("after replay: display name %q (%v), want Alice Liddell", name, err)
+	}
 }
 
 // Changing the password: the current one is checked (a wrong one is 422,
@@ -277,6 +294,10 @@ func TestAdminResetPassword(t *testing.T) {
 	v.Set("command_id", "0123456789abcdef0123456789abcdef")
 	v.Set("_csrf", stranger.form("/tickets/new", "", nil).Get("_csrf")) // rotated at sign-in
 	wantStatus(t, "used link posted", stranger.post(link, v), http.StatusNotFound)
+
+	if strings.Contains(s.Log.String(), m[1]) || !strings.Contains(s.Log.String(), `path=/reset/…`) {
+		t.Errorf("the request log shows the reset token, or no reset request at all")
+	}
 
 	// Expired: a link whose hour has passed.
 	_, out, _ = admin(t, "reset-password", "alice", "--db", s.DB, "--base-url", "https://braid.example")
