@@ -55,7 +55,7 @@ func TestNamesOnPages(t *testing.T) {
 	alicePerson := `<a href="/people/alice">Alice Liddell</a> <small class="username">alice</small>`
 	bobPerson := `<a href="/people/bob">Bob</a> <small class="username">bob</small>`
 	page := bob.get(loc).body
-	for _, want := range []string{alicePerson, bobPerson, `Signed in as</span> <a href="/people/bob"`, `<time datetime="`} {
+	for _, want := range []string{alicePerson, bobPerson, `Signed in as</span> <a href="/people/bob"`, `<time datetime="`, `<option value="alice">Alice Liddell</option>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("ticket page lacks %q", want)
 		}

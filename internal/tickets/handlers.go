@@ -38,14 +38,16 @@ func pathID(c echo.Context, name string) (int64, error) {
 	return id, nil
 }
 
-func (h *Handlers) usernames(ctx context.Context) []string {
+// usernames lists everyone for the assignee field's suggestions: the
+// username to type, the display name beside it.
+func (h *Handlers) usernames(ctx context.Context) []templates.Person {
 	us, err := auth.All(ctx, h.Env.DB.Read)
 	if err != nil {
 		return nil
 	}
-	out := make([]string, len(us))
+	out := make([]templates.Person, len(us))
 	for i, u := range us {
-		out[i] = u.ID
+		out[i] = templates.Person{Username: u.ID, Name: u.DisplayName}
 	}
 	return out
 }
