@@ -176,7 +176,10 @@ func TestBrowserFlows(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
 	)
 	bob.waitFor("the edited comment", `location.pathname === "/tickets/1" && document.querySelector("#comment-1").innerText.includes("Chromium")`)
-	bob.do(chromedp.Click(chromedp.CSS(`#comment-1 form button`)))
+	// Deleting asks first, on a page of its own (no JavaScript needed).
+	bob.do(chromedp.Click(chromedp.CSS(`#comment-1 a[href="/tickets/1/comments/1/delete"]`)))
+	bob.waitFor("the confirmation", `location.pathname === "/tickets/1/comments/1/delete"`)
+	bob.do(chromedp.Click(chromedp.CSS(`main form button[type=submit]`)))
 	bob.waitFor("the comment gone", `location.pathname === "/tickets/1" && !document.querySelector("#comment-1")`)
 	bob.do(
 		chromedp.SendKeys(chromedp.CSS(`form[action="/tickets/1/comments"] textarea`), "Still broken after the update."),
@@ -217,7 +220,7 @@ func TestBrowserFlows(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("assignee"), "bob"),
 		chromedp.Click(chromedp.CSS(`form[action="/tickets/1/assign"] button`)),
 	)
-	ada.waitFor("assigned to bob", `document.querySelector("hgroup").innerText.includes("assigned to bob")`)
+	ada.waitFor("assigned to Bob", `document.querySelector("hgroup").innerText.includes("assigned to Bob bob")`)
 	ada.do(chromedp.Click(chromedp.CSS(`form[action="/tickets/1/close"] button`)))
 	ada.waitFor("closed", `!!document.querySelector(".status-closed") && !!document.querySelector('form[action="/tickets/1/reopen"]')`)
 	ada.do(chromedp.Click(chromedp.CSS(`form[action="/tickets/1/reopen"] button`)))

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,7 +18,29 @@ import (
 type testServer struct {
 	URL  string
 	DB   string
+	Log  *capped // what the server wrote to stderr, its first MiB
 	stop func() int
+}
+
+// capped keeps the first MiB written to it, safe for concurrent use.
+type capped struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := 1<<20 - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
 
 func startServer(tb testing.TB, extra ...string) *testServer {
@@ -27,8 +51,9 @@ func startServer(tb testing.TB, extra ...string) *testServer {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	args := append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0"}, extra...)
+	logs := &capped{}
 	go func() {
-		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, io.Discard)
+		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, logs)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -42,7 +67,7 @@ func startServer(tb testing.TB, extra ...string) *testServer {
 		cancel()
 		tb.Fatalf("first line %q has no URL", line)
 	}
-	s := &testServer{URL: strings.TrimSpace(line[i:]), DB: db}
+	s := &testServer{URL: strings.TrimSpace(line[i:]), DB: db, Log: logs}
 	stopped := false
 	code := 0
 	s.stop = func() int {

@@ -53,6 +53,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	p.GET("/login", people.ShowLogin)
 	p.POST("/login", people.DoLogin)
 	p.POST("/logout", people.Logout)
+	// A one-time link from `web admin reset-password` (the token is the
+	// capability; the request log never shows it).
+	p.GET("/reset/:token", people.ShowReset)
+	p.POST("/reset/:token", people.DoReset)
 
 	// The braid, checked in the background; public so anyone can compare
 	// the head with a receipt.
@@ -61,6 +65,12 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// Everything below needs a signed-in user: someone signed out is sent to
 	// /login (303) before anything else is looked at.
 	u := s.Group("", auth.RequireUser, csrf)
+
+	// People: profiles, and one's own account.
+	u.GET("/people/:username", people.Profile)
+	u.POST("/account/name", people.Rename)
+	u.POST("/account/password", people.ChangePassword)
+	u.POST("/account/sessions", people.SignOutOthers)
 
 	// Tickets.
 	u.GET("/tickets", tix.List)
@@ -78,6 +88,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/tickets/:id/comments", tix.AddComment)
 	u.GET("/tickets/:id/comments/:cid/edit", tix.EditCommentForm)
 	u.PATCH("/tickets/:id/comments/:cid", tix.UpdateComment)
+	u.GET("/tickets/:id/comments/:cid/delete", tix.ConfirmDeleteComment)
 	u.DELETE("/tickets/:id/comments/:cid", tix.DeleteComment)
 
 	// The log.
@@ -233,7 +244,11 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, HandleError: true,
 		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/static/") },
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			log.Info("request", slog.String("method", v.Method), slog.String("path", v.URIPath),
+			path := v.URIPath
+			if strings.HasPrefix(path, "/reset/") {
+				path = "/reset/…" // the token is a secret
+			}
+			log.Info("request", slog.String("method", v.Method), slog.String("path", path),
 				slog.Int("status", v.Status), slog.Duration("took", v.Latency.Round(time.Microsecond)))
 			return nil
 		},

@@ -150,8 +150,11 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	// extractor echo would believe X-Forwarded-For from anyone.
 	e.IPExtractor = ip
 	e.HTTPErrorHandler = w.ErrorHandler
-	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users},
-		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration}
+	w.Names = func(ctx context.Context, ids []string) (map[string]string, error) {
+		return auth.Names(ctx, a.db.Read, ids)
+	}
+	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now},
+		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets)}
 	routes(e, w, people, tix, mon, secure)
 	return e

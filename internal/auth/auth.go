@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -25,16 +26,28 @@ type Registered struct {
 
 // Types are the event types this package defines.
 type Types struct {
-	Registered events.Type[Registered]
+	Registered         events.Type[Registered]
+	DisplayNameChanged events.Type[DisplayNameChanged]
+	PasswordChanged    events.Type[PasswordChanged]
+	PasswordReset      events.Type[PasswordReset]
 }
 
 // Register adds the people's event types and the users projection to reg.
 func Register(reg *events.Registry) Types {
-	t := Types{Registered: events.Define[Registered](reg, "user_registered", 1)}
+	t := Types{
+		Registered:         events.Define[Registered](reg, "user_registered", 1),
+		DisplayNameChanged: events.Define[DisplayNameChanged](reg, "display_name_changed", 1),
+		PasswordChanged:    events.Define[PasswordChanged](reg, "password_changed", 1),
+		PasswordReset:      events.Define[PasswordReset](reg, "password_reset", 1),
+	}
 	p := reg.NewProjection("users", "users")
 	events.On(reg, p, t.Registered, func(ctx context.Context, q events.Querier, e *events.Event, d Registered) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO users (id, display_name, registered_at) VALUES (?, ?, ?)`,
 			d.Username, d.DisplayName, e.OccurredAt)
+		return err
+	})
+	events.On(reg, p, t.DisplayNameChanged, func(ctx context.Context, q events.Querier, e *events.Event, d DisplayNameChanged) error {
+		_, err := q.ExecContext(ctx, `UPDATE users SET display_name = ? WHERE id = ?`, d.DisplayName, e.AggregateID)
 		return err
 	})
 	return t
@@ -76,7 +89,8 @@ type Service struct {
 	DB     *events.DB
 	Writer *events.Writer
 	Types  Types
-	Cost   int // bcrypt cost; 0 means bcrypt.DefaultCost
+	Cost   int              // bcrypt cost; 0 means bcrypt.DefaultCost
+	Now    func() time.Time // the clock for reset links; nil means time.Now
 }
 
 // SignUp registers a user: the event goes to the log, the password hash to

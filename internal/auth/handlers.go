@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -24,6 +27,8 @@ type Handlers struct {
 	Limiter *Limiter
 	// Registration says who may register (serve --registration).
 	Registration RegistrationMode
+	// Describe puts other features' events in plain words on profiles.
+	Describe Describer
 }
 
 // RegistrationMode says who may register.
@@ -152,7 +157,12 @@ func (h *Handlers) signIn(c echo.Context, id string) error {
 	if err := h.Env.Sessions.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew session: %w", err)
 	}
+	epoch, err := Epoch(ctx, h.Env.DB.Read, id)
+	if err != nil {
+		return err
+	}
 	h.Env.Sessions.Put(ctx, "user", id)
+	h.Env.Sessions.Put(ctx, "epoch", epoch)
 	web.RotateCSRF(c)
 	return nil
 }
@@ -175,12 +185,21 @@ func (h *Handlers) LoadUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if id == "" {
 			return next(c)
 		}
-		u, err := Lookup(ctx, h.Env.DB.Read, id)
+		u, epoch, err := lookupSession(ctx, h.Env.DB.Read, id)
 		if err != nil {
 			if errs.Code(err) == errs.NotFound {
 				return next(c) // a session for a user no longer known
 			}
 			return err
+		}
+		if epoch != h.Env.Sessions.GetInt64(ctx, "epoch") {
+			// Signed out elsewhere: a password change, a reset or "sign
+			// out other sessions" raised the epoch after this sign-in.
+			if err := h.Env.Sessions.Destroy(ctx); err != nil {
+				return fmt.Errorf("destroy session: %w", err)
+			}
+			web.RotateCSRF(c)
+			return next(c)
 		}
 		c.SetRequest(c.Request().WithContext(web.WithUser(ctx, web.User{ID: u.ID, DisplayName: u.DisplayName})))
 		return next(c)
@@ -239,4 +258,20 @@ func plainPath(s string) bool {
 		}
 	}
 	return true
+}
+
+// lookupSession reads a signed-in person's name and session epoch in one
+// query.
+func lookupSession(ctx context.Context, q events.Querier, id string) (User, int64, error) {
+	u := User{ID: id}
+	var epoch int64
+	err := q.QueryRowContext(ctx, `SELECT u.display_name, u.registered_at, COALESCE(e.epoch, 0)
+		FROM users u LEFT JOIN session_epochs e ON e.user_id = u.id WHERE u.id = ?`, id).Scan(&u.DisplayName, &u.RegisteredAt, &epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, 0, errs.E(errs.NotFound, "there is no user called %s", id)
+	}
+	if err != nil {
+		return u, 0, fmt.Errorf("look up user %s: %w", id, err)
+	}
+	return u, epoch, nil
 }

@@ -169,3 +169,13 @@ func (w *Writer) catchUp(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ByActor returns the last limit events whose actor is actor, newest
+// first (the events_actor_idx index).
+func ByActor(ctx context.Context, q Querier, actor string, limit int) ([]Event, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE actor = ? ORDER BY position DESC LIMIT ?`, actor, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events by %s: %w", actor, err)
+	}
+	return scanEvents(rows)
+}

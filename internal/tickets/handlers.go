@@ -38,14 +38,16 @@ func pathID(c echo.Context, name string) (int64, error) {
 	return id, nil
 }
 
-func (h *Handlers) usernames(ctx context.Context) []string {
+// usernames lists everyone for the assignee field's suggestions: the
+// username to type, the display name beside it.
+func (h *Handlers) usernames(ctx context.Context) []templates.Person {
 	us, err := auth.All(ctx, h.Env.DB.Read)
 	if err != nil {
 		return nil
 	}
-	out := make([]string, len(us))
+	out := make([]templates.Person, len(us))
 	for i, u := range us {
-		out[i] = u.ID
+		out[i] = templates.Person{Username: u.ID, Name: u.DisplayName}
 	}
 	return out
 }
@@ -67,9 +69,17 @@ func (h *Handlers) List(c echo.Context) error {
 	}
 	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
 		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx)}
+	var ids []string
 	for _, r := range l.Tickets {
-		v.Rows = append(v.Rows, templates.TicketRow{ID: r.ID, Title: r.Title, Status: r.Status, Assignee: r.Assignee,
-			Author: r.Author, Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
+		ids = append(ids, r.Assignee, r.Author)
+	}
+	who, err := h.Env.People(ctx, ids...) // one query for the page
+	if err != nil {
+		return err
+	}
+	for _, r := range l.Tickets {
+		v.Rows = append(v.Rows, templates.TicketRow{ID: r.ID, Title: r.Title, Status: r.Status, Assignee: who(r.Assignee),
+			Author: who(r.Author), Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
 	}
 	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, "Tickets", "tickets"), v))
 }
@@ -120,18 +130,26 @@ func (h *Handlers) Create(c echo.Context) error {
 // normalise turns CRLF from browsers into LF, so what is stored is what was meant.
 func normalise(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 
-func (h *Handlers) view(c echo.Context, t Ticket) templates.TicketView {
+func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) {
 	me := actor(c)
-	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: t.Assignee,
-		Author: t.Author, Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
+	ids := []string{t.Author, t.Assignee}
+	for _, cm := range t.Comments {
+		ids = append(ids, cm.Author)
+	}
+	who, err := h.Env.People(c.Request().Context(), ids...) // one query for the page
+	if err != nil {
+		return templates.TicketView{}, err
+	}
+	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: who(t.Assignee),
+		Author: who(t.Author), Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
 		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c)}
 	v.CommentForm.Values["body"] = ""
 	v.AssignForm.Values["assignee"] = t.Assignee
 	for _, cm := range t.Comments {
-		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: cm.Author, Body: cm.Body,
+		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: who(cm.Author), Body: cm.Body,
 			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me})
 	}
-	return v
+	return v, nil
 }
 
 // Show draws a ticket, now or as of a log position (?at=P) or a time (?as_of=).
@@ -157,7 +175,10 @@ func (h *Handlers) Show(c echo.Context) error {
 	if web.WantsJSON(c) {
 		return c.JSON(http.StatusOK, map[string]any{"ticket": t, "as_of_position": at})
 	}
-	v := h.view(c, t)
+	v, err := h.view(c, t)
+	if err != nil {
+		return err
+	}
 	v.At, v.AtLabel = at, label
 	if at == 0 { // the past is read-only: no assign form, no list of people
 		v.Users = h.usernames(ctx)
@@ -202,7 +223,10 @@ func (h *Handlers) redraw(c echo.Context, id int64, err error, set func(v *templ
 	if gerr != nil {
 		return gerr
 	}
-	v := h.view(c, t)
+	v, verr := h.view(c, t)
+	if verr != nil {
+		return verr
+	}
 	v.Users = h.usernames(c.Request().Context())
 	set(&v)
 	return web.Render(c, web.Status(errs.Code(err)), templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
@@ -313,7 +337,10 @@ func (h *Handlers) Update(c echo.Context) error {
 		if web.WantsJSON(c) {
 			return err
 		}
-		cur := h.view(c, t)
+		cur, verr := h.view(c, t)
+		if verr != nil {
+			return verr
+		}
 		f = web.WithError(f, err)
 		f.Values["version"] = strconv.FormatInt(t.Version, 10) // saving again is a deliberate overwrite
 		return web.Render(c, http.StatusConflict, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f, Current: &cur}))
@@ -377,6 +404,24 @@ func (h *Handlers) UpdateComment(c echo.Context) error {
 	return web.Redirect(c, "/tickets/"+strconv.FormatInt(t.ID, 10)+"#comment-"+strconv.FormatInt(cm.ID, 10))
 }
 
+// ConfirmDeleteComment asks the author before their comment is deleted:
+// a page with the DELETE form, so it works without JavaScript.
+func (h *Handlers) ConfirmDeleteComment(c echo.Context) error {
+	t, cm, err := h.comment(c)
+	if err != nil {
+		return err
+	}
+	if cm.Author != actor(c) {
+		return errs.E(errs.Forbidden, "Only %s, who wrote this comment, may delete it.", cm.Author)
+	}
+	f := web.Form(c)
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, fmt.Sprintf("/tickets/%d/comments/%d", t.ID, cm.ID), f)
+	}
+	return web.Render(c, http.StatusOK, templates.ConfirmDelete(h.Env.Page(c, "Delete comment?", "tickets"),
+		templates.ConfirmDeleteView{TicketID: t.ID, CommentID: cm.ID, Body: cm.Body, Form: f}))
+}
+
 // DeleteComment deletes the author's own comment (its events stay).
 func (h *Handlers) DeleteComment(c echo.Context) error {
 	t, cm, err := h.comment(c)
@@ -408,9 +453,17 @@ func (h *Handlers) History(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"ticket": id, "events": out})
 	}
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, s.Event.Actor)
+	}
+	who, err := h.Env.People(ctx, ids...)
+	if err != nil {
+		return err
+	}
 	v := templates.HistoryView{ID: id}
 	for _, s := range steps {
-		row := web.EventRow(&s.Event, "")
+		row := web.EventRow(&s.Event, who)
 		row.AsOfLink = "/tickets/" + strconv.FormatInt(id, 10) + "?at=" + strconv.FormatInt(s.Event.Position, 10)
 		for _, ch := range s.Changes {
 			row.Changes = append(row.Changes, templates.Diff{Field: ch.Field, Before: ch.Before, After: ch.After})

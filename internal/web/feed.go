@@ -19,10 +19,21 @@ func aggregateLink(typ, id string) string {
 	return ""
 }
 
-// EventRow is the list view of one event.
-func EventRow(e *events.Event, _ string) templates.EventRow {
+// EventRow is the list view of one event; who names its actor (see
+// Env.People).
+func EventRow(e *events.Event, who func(string) templates.Person) templates.EventRow {
 	return templates.EventRow{Position: e.Position, Aggregate: e.AggregateType + " " + e.AggregateID,
-		Link: aggregateLink(e.AggregateType, e.AggregateID), Type: e.Type, Actor: e.Actor, At: e.OccurredAt, Short: events.Short(e.Hash)}
+		Link: aggregateLink(e.AggregateType, e.AggregateID), Type: e.Type, Actor: e.Actor, By: who(e.Actor),
+		At: e.OccurredAt, Short: events.Short(e.Hash)}
+}
+
+// Actors lists the actors of evs, for Env.People.
+func Actors(evs []events.Event) []string {
+	out := make([]string, len(evs))
+	for i := range evs {
+		out[i] = evs[i].Actor
+	}
+	return out
 }
 
 const feedSize = 50
@@ -53,9 +64,13 @@ func (env *Env) Feed(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"events": evs, "older_than": older})
 	}
+	who, err := env.People(c.Request().Context(), Actors(evs)...)
+	if err != nil {
+		return err
+	}
 	v := templates.FeedView{OlderThan: older, Newest: before == 0}
 	for i := range evs {
-		v.Rows = append(v.Rows, EventRow(&evs[i], ""))
+		v.Rows = append(v.Rows, EventRow(&evs[i], who))
 	}
 	return Render(c, http.StatusOK, templates.Feed(env.Page(c, "Activity", "events"), v))
 }

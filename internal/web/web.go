@@ -32,6 +32,23 @@ type Env struct {
 	// Verdict returns the latest check of the braid (Monitor.Verdict), so
 	// every page's footer can say when it is broken; nil shows nothing.
 	Verdict func() (VerifyRun, bool)
+	// Names resolves usernames to display names in one query (the people
+	// projection); nil shows usernames only.
+	Names func(ctx context.Context, usernames []string) (map[string]string, error)
+}
+
+// People resolves every username in ids with one query and returns how
+// to name each on a page. "system" and unknown names are shown as they
+// are, unlinked.
+func (env *Env) People(ctx context.Context, ids ...string) (func(string) templates.Person, error) {
+	names := map[string]string{}
+	if env.Names != nil {
+		var err error
+		if names, err = env.Names(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	return func(id string) templates.Person { return templates.Person{Username: id, Name: names[id]} }, nil
 }
 
 // User is the signed-in person.
