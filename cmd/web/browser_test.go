@@ -86,7 +86,9 @@ func (p *person) waitFor(what, js string) {
 }
 
 func (p *person) text(css string) string {
-	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	// Generous: under -race on a busy two-core machine a page can take
+	// seconds to settle after its address changed.
+	ctx, cancel := context.WithTimeout(p.ctx, 15*time.Second)
 	defer cancel()
 	s, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
 	return s
@@ -156,7 +158,7 @@ func TestBrowserFlows(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("labels"), "bug, export"),
 		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
 	)
-	ada.waitFor("the ticket page", `location.pathname === "/tickets/1"`)
+	ada.waitFor("the ticket page", `location.pathname === "/tickets/1" && document.readyState === "complete" && !!document.querySelector("h1")`)
 	if h := ada.text("h1"); !strings.Contains(h, "<b>at all</b>") {
 		t.Fatalf("ticket heading %q: want the title shown as text, markup escaped", h)
 	}
