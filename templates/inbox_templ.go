@@ -544,12 +544,12 @@ func InboxPage(p Page, v InboxView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if v.MailOn {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "<p class=\"muted\">At most one email now and then, listing what you have not read. Only you see this address.</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "<p class=\"muted\">At most one email now and then, listing what you have not read. Other people on the site do not see this address.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 53, "<p class=\"muted\">This server sends no mail at the moment; the address is kept for when it does. Only you see it.</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 53, "<p class=\"muted\">This server sends no mail at the moment; the address is kept for when it does. Other people on the site do not see it.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

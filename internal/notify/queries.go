@@ -42,8 +42,11 @@ func (it Item) words(me string) string {
 		return a + " edited"
 	case "ticket_assigned":
 		to := it.Subject
-		if to == me {
+		switch to {
+		case me:
 			to = "you"
+		case a:
+			to = "themselves"
 		}
 		return a + " assigned " + to + " to"
 	case "ticket_unassigned":
