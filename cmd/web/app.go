@@ -9,6 +9,7 @@ import (
 
 	"braid/internal/auth"
 	"braid/internal/events"
+	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/migrations"
 )
@@ -20,12 +21,14 @@ type app struct {
 	types  types
 	writer *events.Writer
 	log    *slog.Logger
+	mailOn bool // serve mails digests (--smtp-url)
 }
 
 // types are the event types of each feature package.
 type types struct {
 	users   auth.Types
 	tickets tickets.Types
+	notify  notify.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -33,6 +36,7 @@ type types struct {
 func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
 	t := types{users: auth.Register(reg), tickets: tickets.Register(reg)}
+	t.notify = notify.Register(reg) // reads the events of both, by their stored names
 	return reg, t
 }
 

@@ -60,7 +60,9 @@ func startServerLogging(tb testing.TB, log io.Writer, extra ...string) *testServ
 	}
 	go io.Copy(io.Discard, pr)
 	s := &testServer{URL: strings.TrimSpace(line[strings.Index(line, "http://"):]), DB: db}
-	s.stop = func() int { cancel(); return <-done }
+	var once sync.Once
+	code := 0
+	s.stop = func() int { once.Do(func() { cancel(); code = <-done }); return code } // a test may stop it before the cleanup does
 	tb.Cleanup(func() { s.stop() })
 	return s
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"braid/internal/auth"
+	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/web"
 	"braid/static"
@@ -22,7 +23,7 @@ import (
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, mon *web.Monitor, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, mon *web.Monitor, secure bool) {
 	// Before routing and before anything reads the request: one log line
 	// with the final status, panics turned into 500s, the headers every
 	// answer carries, the body cap, then the method override (which reads
@@ -90,6 +91,14 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.PATCH("/tickets/:id/comments/:cid", tix.UpdateComment)
 	u.GET("/tickets/:id/comments/:cid/delete", tix.ConfirmDeleteComment)
 	u.DELETE("/tickets/:id/comments/:cid", tix.DeleteComment)
+
+	// Notifications: watching tickets, the inbox, the digest address.
+	u.POST("/tickets/:id/watch", inbox.Watch)
+	u.POST("/tickets/:id/unwatch", inbox.Unwatch)
+	u.GET("/inbox", inbox.Inbox)
+	u.GET("/inbox/badge", inbox.Badge)
+	u.POST("/inbox/read", inbox.Read)
+	u.POST("/inbox/email", inbox.SetEmail)
 
 	// The log.
 	u.GET("/events", w.Feed)

@@ -15,24 +15,30 @@ import (
 
 	"braid/internal/anchor"
 	"braid/internal/auth"
+	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/web"
 	"braid/static"
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|closed]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|closed] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
 	wf := addWitnessFlags(fs)
 	registration := fs.String("registration", cmp.Or(e.getenv("BRAID_REGISTRATION"), "open"), "who may register: open or closed (env BRAID_REGISTRATION)")
+	mf := addMailFlags(fs, e.getenv)
 	var proxies cidrList
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	mode, err := registrationMode(*registration)
+	if err != nil {
+		return err
+	}
+	mailer, err := mf.mailer()
 	if err != nil {
 		return err
 	}
@@ -79,6 +85,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	defer closeC()
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
 	w.Verdict = mon.Verdict // every page says when the braid is broken
+	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
+	w.Private = notify.Private
+	a.mailOn = mailer != nil
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 
 	if job != nil {
@@ -100,6 +109,11 @@ func serve(ctx context.Context, e env, args []string) error {
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(e.stdout, "Braid is serving %s on %s\n", *dbPath, url)
 	log.Info("listening", slog.String("url", url), slog.String("db", *dbPath))
+
+	if mailer != nil {
+		stopMail := mf.start(ctx, mailer, a, url, log)
+		defer stopMail()
+	}
 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -155,8 +169,12 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	}
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now},
 		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe}
-	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets)}
-	routes(e, w, people, tix, mon, secure)
+	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets),
+		Watching: func(ctx context.Context, ticket int64, user string) (bool, error) {
+			return notify.Watching(ctx, a.db.Read, ticket, user)
+		}}
+	inbox := &notify.Handlers{Env: w, Service: &notify.Service{Writer: a.writer, Types: a.types.notify}, MailOn: a.mailOn}
+	routes(e, w, people, tix, inbox, mon, secure)
 	return e
 }
 

@@ -23,6 +23,9 @@ import (
 type Handlers struct {
 	Env     *web.Env
 	Service *Service
+	// Watching says whether a person watches a ticket (internal/notify),
+	// for the ticket page's Watch/Unwatch button; nil draws no button.
+	Watching func(ctx context.Context, ticket int64, user string) (bool, error)
 }
 
 func actor(c echo.Context) string {
@@ -182,6 +185,13 @@ func (h *Handlers) Show(c echo.Context) error {
 	v.At, v.AtLabel = at, label
 	if at == 0 { // the past is read-only: no assign form, no list of people
 		v.Users = h.usernames(ctx)
+	}
+	if at == 0 && h.Watching != nil {
+		w, err := h.Watching(ctx, t.ID, actor(c))
+		if err != nil {
+			return err
+		}
+		v.Watch = &templates.WatchView{Watching: w, Form: web.Form(c)}
 	}
 	return web.Render(c, http.StatusOK, templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
 }

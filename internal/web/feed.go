@@ -58,6 +58,9 @@ func (env *Env) Feed(c echo.Context) error {
 	if len(evs) == feedSize && evs[len(evs)-1].Position > 1 {
 		older = evs[len(evs)-1].Position
 	}
+	for i := range evs {
+		env.redact(c, &evs[i])
+	}
 	if WantsJSON(c) {
 		if evs == nil {
 			evs = []events.Event{}
@@ -85,6 +88,7 @@ func (env *Env) Event(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	env.redact(c, &e)
 	if WantsJSON(c) {
 		return c.JSON(http.StatusOK, e)
 	}
@@ -93,4 +97,20 @@ func (env *Env) Event(c echo.Context) error {
 		Actor: e.Actor, OccurredAt: e.OccurredAt, CommandID: e.CommandID, Data: string(e.Data),
 		ParentHash: events.Hex(e.ParentHash), Hash: events.Hex(e.Hash), HasNext: env.Writer.Head().Position > e.Position}
 	return Render(c, http.StatusOK, templates.Event(env.Page(c, "Event "+c.Param("position"), "events"), v))
+}
+
+// hidden stands for the payload of a private event on the activity pages.
+const hidden = `{"hidden":"personal data, shown only to the person it belongs to"}`
+
+// redact hides the payload of a private event (Env.Private) from everyone
+// but its actor. The hash still covers the real payload: the export, which
+// only the operator can take, holds it.
+func (env *Env) redact(c echo.Context, e *events.Event) {
+	if env.Private == nil || !env.Private(e.Type) {
+		return
+	}
+	if u, ok := CurrentUser(c.Request().Context()); ok && u.ID == e.Actor {
+		return
+	}
+	e.Data = []byte(hidden)
 }

@@ -35,6 +35,13 @@ type Env struct {
 	// Names resolves usernames to display names in one query (the people
 	// projection); nil shows usernames only.
 	Names func(ctx context.Context, usernames []string) (map[string]string, error)
+	// Unread counts a person's unread notifications for the header
+	// (internal/notify); nil shows no count.
+	Unread func(ctx context.Context, user string) (int, error)
+	// Private says whether events of a type hold personal data that only
+	// their actor may read on the activity pages (an email address); the
+	// others see the event without its payload. Nil: none.
+	Private func(eventType string) bool
 }
 
 // People resolves every username in ids with one query and returns how
@@ -101,6 +108,9 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 	p := templates.Page{Title: title, CSRF: CSRF(c), Asset: env.Assets.URL, Nav: nav}
 	if u, ok := CurrentUser(ctx); ok {
 		p.User, p.UserName = u.ID, u.DisplayName
+		if env.Unread != nil {
+			p.Unread, _ = env.Unread(ctx, u.ID) // a count that cannot be read is not worth failing the page
+		}
 	}
 	if env.Sessions != nil && hasSession(ctx) {
 		if f := env.Sessions.PopString(ctx, "flash"); f != "" {

@@ -12,6 +12,7 @@ import (
 
 	"braid/internal/auth"
 	"braid/internal/errs"
+	"braid/internal/notify"
 	"braid/internal/tickets"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	Users    int     // users to register first, default 4
 	Commands int     // ticket commands after registration, default 1000
 	Invalid  float64 // share of deliberately invalid commands, default 0.05
+	// Notify, when set, mixes in watching, unwatching, @mentions, marking
+	// read and setting a digest address (internal/notify).
+	Notify *notify.Service
 }
 
 // gen is one run's state: the services, the random source and what the
@@ -42,6 +46,7 @@ type gen struct {
 	rng     *rand.Rand
 	tix     *tickets.Service
 	people  *auth.Service
+	inbox   *notify.Service
 	users   []string
 	tickets int64
 	sum     Summary
@@ -67,7 +72,7 @@ func Run(ctx context.Context, rng *rand.Rand, tix *tickets.Service, people *auth
 	if cfg.Invalid == 0 {
 		cfg.Invalid = 0.05
 	}
-	g := &gen{ctx: ctx, rng: rng, tix: tix, people: people, sum: Summary{ByKind: map[string]int{}}}
+	g := &gen{ctx: ctx, rng: rng, tix: tix, people: people, inbox: cfg.Notify, sum: Summary{ByKind: map[string]int{}}}
 	start := g.head()
 	var before int64
 	done := func(err error) (Summary, error) {
@@ -196,6 +201,9 @@ func (g *gen) step() error {
 			}
 		}
 		return out
+	}
+	if g.inbox != nil && g.rng.IntN(100) < 15 {
+		return g.notifyStep(t, actor)
 	}
 	switch r := g.rng.IntN(100); {
 	case r < 12:
@@ -407,4 +415,50 @@ func (g *gen) comment() string {
 		c = g.line(60) + "!"
 	}
 	return c
+}
+
+// notifyStep issues one notify command, valid in the state it reads.
+func (g *gen) notifyStep(t tickets.Ticket, actor string) error {
+	ctx, q := g.ctx, g.people.DB.Read
+	switch g.rng.IntN(5) {
+	case 0, 1:
+		w, err := notify.Watching(ctx, q, t.ID, actor)
+		if err != nil {
+			return err
+		}
+		if g.rng.IntN(2) == 0 {
+			return g.valid("watch", map[bool]int64{false: 1, true: 0}[w], func() error { return g.inbox.Watch(ctx, actor, t.ID, g.id()) })
+		}
+		return g.valid("unwatch", map[bool]int64{false: 0, true: 1}[w], func() error { return g.inbox.Unwatch(ctx, actor, t.ID, g.id()) })
+	case 2:
+		body := "@" + g.user() + " " + g.comment()
+		return g.valid("mention", 1, func() error { _, err := g.tix.Comment(ctx, actor, t.ID, body, g.id()); return err })
+	case 3:
+		items, _, err := notify.Inbox(ctx, q, actor, 20, 0)
+		if err != nil {
+			return err
+		}
+		var unread []int64
+		for _, it := range items {
+			if !it.Read {
+				unread = append(unread, it.Position)
+			}
+		}
+		if len(unread) > 0 && g.rng.IntN(2) == 0 {
+			p := unread[g.rng.IntN(len(unread))]
+			return g.valid("read_one", 1, func() error { return g.inbox.MarkRead(ctx, actor, 0, []int64{p}, g.id()) })
+		}
+		n, err := notify.Unread(ctx, q, actor)
+		if err != nil {
+			return err
+		}
+		return g.valid("read_all", min(int64(n), 1), func() error { return g.inbox.MarkRead(ctx, actor, g.head(), nil, g.id()) })
+	default:
+		cur, err := notify.Email(ctx, q, actor)
+		if err != nil {
+			return err
+		}
+		email := []string{"", actor + "@example.org", actor + ".other@example.org"}[g.rng.IntN(3)]
+		return g.valid("email", map[bool]int64{false: 1, true: 0}[cur == email], func() error { return g.inbox.SetEmail(ctx, actor, email, g.id()) })
+	}
 }
