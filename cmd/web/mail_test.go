@@ -139,7 +139,7 @@ func TestDigestMailArrives(t *testing.T) {
 		t.Fatalf("digest body lacks the inbox link %s:\n%s", link, body)
 	}
 	// The link works: alice, signed in, follows it to her inbox.
-	if a := alice.get(strings.TrimPrefix(link, s.URL)); a.status != http.StatusOK || !strings.Contains(a.body, "bob commented on") {
+	if a := alice.get(strings.TrimPrefix(link, s.URL)); a.status != http.StatusOK || !strings.Contains(a.body, "Bob commented on") {
 		t.Fatalf("following the digest's link: got %d", a.status)
 	}
 

@@ -127,7 +127,7 @@ func TestNotifications(t *testing.T) {
 	}
 	// The inbox page says it in words, links the comment and marks it unread.
 	page := alice.get("/inbox").body
-	for _, want := range []string{`bob commented on <a href="/tickets/1#comment-1">#1 Printer on fire</a>`, `class="unread"`, `>New<`, "Mark all read"} {
+	for _, want := range []string{`Bob commented on <a href="/tickets/1#comment-1">#1 Printer on fire</a>`, `class="unread"`, `>New<`, "Mark all read"} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("alice's inbox page lacks %q\n%s", want, page)
 		}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -74,9 +73,23 @@ func (h *Handlers) inbox(c echo.Context, status int, set func(v *templates.Inbox
 	v := templates.InboxView{Unread: unread, Total: total, Page: page, Pages: (total + inboxPage - 1) / inboxPage,
 		UpTo: upTo, ReadForm: web.Form(c), EmailForm: web.Form(c), Email: email, MailOn: h.MailOn}
 	v.EmailForm.Values["email"] = email
+	ids := make([]string, 0, 2*len(items))
 	for _, it := range items {
-		v.Items = append(v.Items, templates.InboxItem{Position: it.Position, Words: it.words(user),
-			Ref: "#" + strconv.FormatInt(it.TicketID, 10) + " " + it.Title, Link: it.Link, When: when(it.OccurredAt),
+		ids = append(ids, it.Actor, it.Subject)
+	}
+	who, err := h.Env.People(c.Request().Context(), ids...)
+	if err != nil {
+		return err
+	}
+	name := func(u string) string {
+		if p := who(u); p.Name != "" {
+			return p.Name
+		}
+		return u
+	}
+	for _, it := range items {
+		v.Items = append(v.Items, templates.InboxItem{Position: it.Position, Words: it.words(user, name),
+			Ref: "#" + strconv.FormatInt(it.TicketID, 10) + " " + it.Title, Link: it.Link, When: it.OccurredAt,
 			Read: it.Read, Form: web.Form(c)})
 	}
 	if set != nil {
@@ -84,14 +97,6 @@ func (h *Handlers) inbox(c echo.Context, status int, set func(v *templates.Inbox
 	}
 	p := h.Env.Page(c, "Inbox", "inbox")
 	return web.Render(c, status, templates.InboxPage(p, v))
-}
-
-func when(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return s
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // Badge draws the header's inbox link alone, for htmx to refresh.

@@ -25,10 +25,14 @@ type Item struct {
 	Link       string `json:"link"`
 }
 
-// words says what happened, for the person told (me): "bob commented on".
-// The ticket's number and title follow it.
-func (it Item) words(me string) string {
-	a := it.Actor
+// words says what happened, for the person told (me): "Bob commented on",
+// with people named by name (their username when nil or unknown). The
+// ticket's number and title follow it.
+func (it Item) words(me string, name func(string) string) string {
+	if name == nil {
+		name = func(u string) string { return u }
+	}
+	a := name(it.Actor)
 	switch it.Kind {
 	case "ticket_opened":
 		if it.Mentioned {
@@ -45,8 +49,10 @@ func (it Item) words(me string) string {
 		switch to {
 		case me:
 			to = "you"
-		case a:
+		case it.Actor:
 			to = "themselves"
+		default:
+			to = name(to)
 		}
 		return a + " assigned " + to + " to"
 	case "ticket_unassigned":
@@ -72,7 +78,7 @@ func (it Item) words(me string) string {
 }
 
 func (it *Item) fill(me string) {
-	it.Text = fmt.Sprintf("%s #%d %s", it.words(me), it.TicketID, it.Title)
+	it.Text = fmt.Sprintf("%s #%d %s", it.words(me, nil), it.TicketID, it.Title)
 	it.Link = fmt.Sprintf("/tickets/%d", it.TicketID)
 	if it.CommentID > 0 && it.Kind != "comment_deleted" {
 		it.Link += fmt.Sprintf("#comment-%d", it.CommentID)
