@@ -10,6 +10,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/internal/tickets"
+	"braid/internal/tlog"
 	"braid/migrations"
 )
 
@@ -19,6 +20,7 @@ type app struct {
 	reg    *events.Registry
 	types  types
 	writer *events.Writer
+	tree   *tlog.Tree // the transparency tree, kept by the writer
 	log    *slog.Logger
 }
 
@@ -63,12 +65,13 @@ func openApp(ctx context.Context, path string, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	reg, t := registry()
-	w, err := events.NewWriter(ctx, db, reg, events.WriterOptions{Clock: time.Now, Logger: log})
+	tree := tlog.New()
+	w, err := events.NewWriter(ctx, db, reg, events.WriterOptions{Clock: time.Now, Logger: log, Hooks: []events.Hook{tree}})
 	if err != nil {
 		db.Close()
 		return nil, fail(exitFailed, "%v", err)
 	}
-	return &app{db: db, reg: reg, types: t, writer: w, log: log}, nil
+	return &app{db: db, reg: reg, types: t, writer: w, tree: tree, log: log}, nil
 }
 
 // Close drains the writer, then closes the database.

@@ -61,6 +61,7 @@ func commands() []command {
 		{"export", "write the log as JSON Lines", export},
 		{"import", "load a verified export into a new database", importCmd},
 		{"anchor", "anchor the current head with a witness", anchorCmd},
+		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
 	}
 }
 

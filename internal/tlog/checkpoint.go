@@ -117,7 +117,7 @@ func ReadKey(path string) (Key, error) {
 // verifierKey derives the verifier key from a note signing key
 // ("PRIVATE+KEY+name+hash+base64(alg || seed)").
 func verifierKey(skey string) (string, error) {
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5) // base64 may hold a +
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
 		return "", errors.New("not a note signing key")
 	}

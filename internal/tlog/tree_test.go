@@ -19,14 +19,14 @@ import (
 	"braid/migrations"
 )
 
-type note struct {
+type payload struct {
 	N int `json:"n"`
 }
 
 type fixture struct {
 	db   *events.DB
 	reg  *events.Registry
-	typ  events.Type[note]
+	typ  events.Type[payload]
 	tree *tlog.Tree
 	w    *events.Writer
 }
@@ -39,7 +39,7 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	tb.Cleanup(func() { db.Close() })
 	reg := events.NewRegistry()
-	f := &fixture{db: db, reg: reg, typ: events.Define[note](reg, "note_added", 1)}
+	f := &fixture{db: db, reg: reg, typ: events.Define[payload](reg, "note_added", 1)}
 	f.open(tb)
 	return f
 }
@@ -64,7 +64,7 @@ func (f *fixture) add(tb testing.TB, k int, fail bool) {
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 			ch := events.Change{AggregateType: "note", AggregateID: events.NewID()[:8], Expect: events.Any}
 			for i := range k {
-				ch.Events = append(ch.Events, f.typ.New(note{N: i}))
+				ch.Events = append(ch.Events, f.typ.New(payload{N: i}))
 			}
 			return []events.Change{ch}, nil
 		},

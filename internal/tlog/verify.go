@@ -14,7 +14,7 @@ type Check struct {
 	Root       Hash  // recomputed from the braid hashes
 	StoredRoot Hash  // x/mod tlog.TreeHash over the stored hashes
 	OK         bool
-	Missing    bool  // no tlog_hashes table: a database from before the tree
+	Missing    bool  // no stored hashes at all: a database from before the tree
 	Index      int64 // first wrong stored index, -1 when none
 	Position   int64 // the event whose leaf that stored hash was made with, 0 when none
 	Problem    string
@@ -34,6 +34,14 @@ func Verify(ctx context.Context, db *sql.DB, size int64) (Check, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'tlog_hashes'`).Scan(&n); err != nil {
 		return c, fmt.Errorf("tlog verify: %w", err)
+	}
+	if n > 0 && size > 0 {
+		// An empty table beside a log is a tree not built yet (the log was
+		// written by an older release), not a wrong one.
+		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM tlog_hashes LIMIT 1)`).Scan(&n)
+		if err != nil {
+			return c, fmt.Errorf("tlog verify: %w", err)
+		}
 	}
 	if n == 0 {
 		c.Missing, c.OK, c.Root, c.StoredRoot = true, true, EmptyRoot, EmptyRoot

@@ -32,6 +32,16 @@ type Env struct {
 	// Verdict returns the latest check of the braid (Monitor.Verdict), so
 	// every page's footer can say when it is broken; nil shows nothing.
 	Verdict func() (VerifyRun, bool)
+	// Transparency names the log's checkpoint signer for /verify; nil
+	// shows nothing.
+	Transparency *Transparency
+}
+
+// Transparency is the log's identity as a transparency log: the origin
+// line of its checkpoints and the verifier key that opens them.
+type Transparency struct {
+	Origin string
+	VKey   string
 }
 
 // User is the signed-in person.
