@@ -195,16 +195,23 @@ var insertSQL = func() map[int]string {
 // Open brings the stored hashes up to head (events.Hook): it trusts the
 // stored hashes it finds (Verify checks them), drops any beyond head or
 // left half-written, and appends the leaves of the events after them.
+//
+// The log's head is read again inside the transaction: another process's
+// writer (a `web replay` beside `serve`) may have appended since head was
+// read, and its stored hashes must not be taken for stray ones.
 func (t *Tree) Open(ctx context.Context, read, write events.Querier, head events.Head) error {
-	var stored int64
-	if err := write.QueryRowContext(ctx, `SELECT COALESCE(MAX(id) + 1, 0) FROM tlog_hashes`).Scan(&stored); err != nil {
-		return fmt.Errorf("tlog: open: %w", err)
-	}
-	n := leavesIn(stored, head.Position)
 	if _, err := write.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("tlog: open: %w", err)
 	}
 	err := func() error {
+		var stored, last int64
+		if err := write.QueryRowContext(ctx, `SELECT COALESCE(MAX(id) + 1, 0) FROM tlog_hashes`).Scan(&stored); err != nil {
+			return err
+		}
+		if err := write.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&last); err != nil {
+			return err
+		}
+		n := leavesIn(stored, last)
 		if stored > xtlog.StoredHashIndex(0, n) {
 			if _, err := write.ExecContext(ctx, `DELETE FROM tlog_hashes WHERE id >= ?`, xtlog.StoredHashIndex(0, n)); err != nil {
 				return err
@@ -220,7 +227,7 @@ func (t *Tree) Open(ctx context.Context, read, write events.Querier, head events
 		}
 		t.front, t.size, t.flushed = f, n, n
 		t.pending, t.leaves = t.pending[:0], t.leaves[:0]
-		return t.extend(ctx, read, write, head.Position)
+		return t.extend(ctx, read, write, last)
 	}()
 	if err == nil {
 		_, err = write.ExecContext(ctx, `COMMIT`)
