@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	xtlog "golang.org/x/mod/sumdb/tlog"
 
+	"braid/internal/events"
 	"braid/internal/tlog"
 )
 
@@ -191,6 +192,42 @@ func BenchmarkSignAndStore(b *testing.B) {
 		n++
 		if err := s.SignAndStore(ctx, tlog.Head{Size: n, Root: xtlog.RecordHash([]byte("x"))}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTreeHook is the tree's own work per event inside the writer's
+// transaction: the leaf hash, the frontier, and its share of the
+// multi-row INSERT of stored hashes, flushed every 256 events (a full
+// group commit); no fsync, which the benchmark of the writer includes.
+func BenchmarkTreeHook(b *testing.B) {
+	f := newFixture(b)
+	f.w.Close() // the benchmark drives the tree on the write connection itself
+	ctx := context.Background()
+	conn, err := f.db.Write.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	tree := tlog.New()
+	if err := tree.Open(ctx, f.db.Read, conn, events.Head{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		b.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, `ROLLBACK`)
+	e := events.Event{}
+	for b.Loop() {
+		e.Position++
+		e.Hash[0], e.Hash[1], e.Hash[2] = byte(e.Position), byte(e.Position>>8), byte(e.Position>>16)
+		if err := tree.Append(&e); err != nil {
+			b.Fatal(err)
+		}
+		if e.Position%256 == 0 {
+			if err := tree.Flush(ctx, conn); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
