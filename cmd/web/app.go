@@ -11,6 +11,7 @@ import (
 	"braid/internal/events"
 	"braid/internal/notify"
 	"braid/internal/tickets"
+	"braid/internal/tlog"
 	"braid/migrations"
 )
 
@@ -20,6 +21,7 @@ type app struct {
 	reg    *events.Registry
 	types  types
 	writer *events.Writer
+	tree   *tlog.Tree // the transparency tree, kept by the writer
 	log    *slog.Logger
 	mailOn bool // serve mails digests (--smtp-url)
 }
@@ -67,12 +69,13 @@ func openApp(ctx context.Context, path string, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	reg, t := registry()
-	w, err := events.NewWriter(ctx, db, reg, events.WriterOptions{Clock: time.Now, Logger: log})
+	tree := tlog.New()
+	w, err := events.NewWriter(ctx, db, reg, events.WriterOptions{Clock: time.Now, Logger: log, Hooks: []events.Hook{tree}})
 	if err != nil {
 		db.Close()
 		return nil, fail(exitFailed, "%v", err)
 	}
-	return &app{db: db, reg: reg, types: t, writer: w, log: log}, nil
+	return &app{db: db, reg: reg, types: t, writer: w, tree: tree, log: log}, nil
 }
 
 // Close drains the writer, then closes the database.

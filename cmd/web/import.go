@@ -99,6 +99,9 @@ func importCmd(ctx context.Context, e env, args []string) error {
 	case err != nil:
 		return fail(exitFailed, "%s: %v", file, err)
 	}
+	if err := buildTree(ctx, db, got.Head); err != nil {
+		return fail(exitFailed, "%s: %v", *dbPath, err)
+	}
 	var names []string
 	for _, p := range reg.Projections() {
 		names = append(names, p.Name)

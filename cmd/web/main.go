@@ -62,6 +62,7 @@ func commands() []command {
 		{"import", "load a verified export into a new database", importCmd},
 		{"anchor", "anchor the current head with a witness", anchorCmd},
 		{"admin", "operator commands: list people, reset a password", adminCmd},
+		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
 	}
 }
 

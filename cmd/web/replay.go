@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,11 @@ func replay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fail(exitFailed, "%v", err)
 	}
+	// The transparency tree is derived data too: recompute its stored
+	// hashes from the braid hashes, in the writer's transaction.
+	if err := a.writer.Exclusive(ctx, a.tree.Rebuild); err != nil {
+		return fail(exitFailed, "rebuild the transparency tree: %v", err)
+	}
 	names := strings.Join(res.Projections, ", ")
 	if names == "" {
 		names = "(none registered)"
@@ -73,5 +79,7 @@ func replay(ctx context.Context, e env, args []string) error {
 	rate := float64(res.Events) / res.Took.Seconds()
 	fmt.Fprintf(e.stdout, "replayed %d events in %s (%.0f events/s); projections: %s\n",
 		res.Events, res.Took.Round(time.Millisecond), rate, names)
+	th := a.tree.Head()
+	fmt.Fprintf(e.stdout, "rebuilt the transparency tree: %d leaves, root %s\n", th.Size, base64.StdEncoding.EncodeToString(th.Root[:]))
 	return nil
 }

@@ -38,6 +38,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	e.GET("/healthz", healthz(w))
 	e.HEAD("/healthz", healthz(w)) // uptime checkers often ask with HEAD
 	e.GET("/static/*", staticFiles(w.Assets))
+	// The latest signed checkpoint of the transparency tree (C2SP
+	// tlog-checkpoint), for witnesses, mirrors and anyone keeping one.
+	e.GET("/checkpoint", checkpoint(w.DB))
 
 	// A token bound to the browser's secret and its session, rotated at
 	// sign-in and sign-out; from the form body or a header, never the query.

@@ -22,7 +22,7 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|closed] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
@@ -30,6 +30,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	registration := fs.String("registration", cmp.Or(e.getenv("BRAID_REGISTRATION"), "open"), "who may register: open or closed (env BRAID_REGISTRATION)")
 	mf := addMailFlags(fs, e.getenv)
 	var proxies cidrList
+	kf := addLogKeyFlags(fs, e, dbPath)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -69,15 +70,27 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer unlock()
+	key, err := kf.loadOrCreate(log)
+	if err != nil {
+		return err
+	}
 	a, err := openApp(ctx, *dbPath, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	// Checkpoints are signed off the writer's goroutine and kept through
+	// it; the signer stops before the writer closes.
+	stopSigner, err := startSigner(ctx, a, key, log)
+	if err != nil {
+		return err
+	}
+	defer stopSigner()
 
 	sessions := auth.NewSessions(a.db, *secure)
 
-	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log}
+	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log,
+		Transparency: &web.Transparency{Origin: key.Origin, VKey: key.VKey}}
 	checkers, closeC, err := wf.checkers(ctx)
 	if err != nil {
 		return err

@@ -62,6 +62,9 @@ func verify(ctx context.Context, e env, args []string) error {
 		}
 		unavailable = unav
 		rep = web.NewVerifyReport(r, anchors)
+		if err := treeCheck(ctx, db, r, &rep); err != nil {
+			return fail(exitFailed, "%v", err)
+		}
 		what = *dbPath
 	}
 
@@ -74,6 +77,13 @@ func verify(ctx context.Context, e env, args []string) error {
 	} else {
 		fmt.Fprintln(e.stdout, verdict(rep))
 		fmt.Fprintf(e.stdout, "checked %s: %d events, every hash recomputed, every parent link, positions without gaps, versions without gaps per aggregate\n", what, rep.Events)
+		if t := rep.Tree; t != nil {
+			if t.OK {
+				fmt.Fprintf(e.stdout, "transparency tree: %d leaves, root %s recomputed from the braid hashes and equal to the stored hashes' root\n", t.Size, t.Root)
+			} else {
+				fmt.Fprintf(e.stdout, "transparency tree: %s\n", t.Problem)
+			}
+		}
 		for _, a := range rep.Anchors {
 			state := "matches the log"
 			if a.Receipt != "" {

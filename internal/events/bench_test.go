@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"braid/internal/events"
+	"braid/internal/tlog"
 	"braid/migrations"
 )
 
@@ -68,6 +69,25 @@ func BenchmarkAppend(b *testing.B) {
 		b.StopTimer()
 		reportRate(b, b.N, took)
 		mustVerify(b, f.db, int64(b.N))
+	})
+
+	// The same with the transparency tree kept by the writer (its stored
+	// hashes written in the same transaction): the cost of the tree.
+	b.Run("groupcommit-tlog", func(b *testing.B) {
+		tree := tlog.New()
+		f := newFixtureWith(b, events.WriterOptions{Hooks: []events.Hook{tree}})
+		ctx := context.Background()
+		b.ResetTimer()
+		took := split(b, b.N, func(g, i int) error {
+			_, err := f.bump(ctx, fmt.Sprintf("c%d", g%8), 1, events.Any, "")
+			return err
+		})
+		b.StopTimer()
+		reportRate(b, b.N, took)
+		mustVerify(b, f.db, int64(b.N))
+		if h := tree.Head(); h.Size != int64(b.N) {
+			b.Fatalf("tree has %d leaves, want %d", h.Size, b.N)
+		}
 	})
 
 	b.Run("naive", func(b *testing.B) {

@@ -147,6 +147,31 @@ type WriterOptions struct {
 	// Window is how long the writer waits for one more command before it
 	// commits a batch (default 100µs; negative: never wait).
 	Window time.Duration
+	// Hooks keep derived data that must change in the same transaction as
+	// the log (the transparency tree), in registration order.
+	Hooks []Hook
+}
+
+// Hook keeps data derived from every appended event in the writer's own
+// transaction, without the log knowing what it is. The writer calls it on
+// its goroutine only:
+//
+//   - Open once in NewWriter, outside any transaction, with the committed
+//     head: bring the stored data up to it (in its own transaction on
+//     write; read may be used to scan the log alongside).
+//   - Append for each event, inside the command's savepoint, right after
+//     the event's row is inserted. An error rolls the command back.
+//   - Rewind when events after head were rolled back (a failed command or
+//     batch): forget what Append was told since.
+//   - Flush once per batch before COMMIT, in the transaction: write what
+//     Append gathered. An error rolls the whole batch back.
+//   - Committed after COMMIT with the new committed head.
+type Hook interface {
+	Open(ctx context.Context, read, write Querier, head Head) error
+	Append(e *Event) error
+	Rewind(head Head)
+	Flush(ctx context.Context, q Querier) error
+	Committed(head Head)
 }
 
 // Writer owns the single write connection. One goroutine drains waiting
@@ -177,6 +202,7 @@ type Writer struct {
 	// log's only writer, so what it appended is the truth until it says so.
 	known, pending map[aggKey]int64
 	h              *hasher // one buffer and SHA-256 state for every event
+	hooks          []Hook
 
 	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
 }
@@ -221,6 +247,14 @@ func NewWriter(ctx context.Context, db *DB, reg *Registry, opt WriterOptions) (*
 	if err := w.catchUp(ctx); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	w.hooks = opt.Hooks
+	for _, hk := range w.hooks {
+		if err := hk.Open(ctx, db.Read, w.q, h); err != nil {
+			w.q.close()
+			conn.Close()
+			return nil, err
+		}
 	}
 	go w.loop()
 	return w, nil
@@ -471,6 +505,11 @@ func (w *Writer) run(batch []*request, before func()) {
 			err = storage(fmt.Errorf("record checkpoints: %w", err))
 		}
 	}
+	for _, hk := range w.hooks {
+		if err == nil {
+			err = storage(hk.Flush(ctx, w.q))
+		}
+	}
 	if err == nil {
 		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 			err = storage(fmt.Errorf("commit: %w", err))
@@ -482,6 +521,7 @@ func (w *Writer) run(batch []*request, before func()) {
 		w.log.Error("writer: batch rolled back", slog.Any("err", err), slog.Int("commands", len(batch)))
 		w.conn.ExecContext(ctx, "ROLLBACK")
 		w.cur = start
+		w.rewind(start)
 		clear(w.pending)
 		for _, r := range batch {
 			if r.err == nil || errs.Code(err) == errs.Unavailable {
@@ -493,6 +533,9 @@ func (w *Writer) run(batch []*request, before func()) {
 	w.headMu.Lock()
 	w.head = w.cur
 	w.headMu.Unlock()
+	for _, hk := range w.hooks {
+		hk.Committed(w.cur)
+	}
 	if len(w.known)+len(w.pending) > 200000 {
 		clear(w.known)
 	}
@@ -500,6 +543,13 @@ func (w *Writer) run(batch []*request, before func()) {
 		w.known[k] = v
 	}
 	clear(w.pending)
+}
+
+// rewind tells every hook that the events after head were rolled back.
+func (w *Writer) rewind(head Head) {
+	for _, hk := range w.hooks {
+		hk.Rewind(head)
+	}
 }
 
 // setHealth records the outcome of a batch for Health: a storage failure
@@ -581,6 +631,11 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 				if err := w.reg.Apply(ctx, w.q, &e); err != nil {
 					return err
 				}
+				for _, hk := range w.hooks {
+					if err := hk.Append(&e); err != nil {
+						return err
+					}
+				}
 				w.cur = Head{Position: e.Position, Hash: e.Hash}
 				res.Events = append(res.Events, e)
 				idx++
@@ -603,6 +658,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 			err = errors.Join(err, perr)
 		case len(prior) > 0 && same:
 			w.cur = before
+			w.rewind(before)
 			return Result{Events: prior, Repeated: true}, nil
 		case len(prior) > 0:
 			// The id was used by someone else, or for something else:
@@ -612,6 +668,7 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 	}
 	if err != nil {
 		w.cur = before
+		w.rewind(before)
 		if errs.Code(err) == errs.Internal {
 			w.log.Error("command failed", slog.String("command_id", cmd.ID), slog.Any("err", err))
 		}

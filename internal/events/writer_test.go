@@ -56,9 +56,14 @@ func newRegistry(tb testing.TB, db *events.DB) (*events.Registry, events.Type[bu
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
+	return newFixtureWith(tb, events.WriterOptions{})
+}
+
+func newFixtureWith(tb testing.TB, opt events.WriterOptions) *fixture {
+	tb.Helper()
 	db := openTestDB(tb)
 	reg, t := newRegistry(tb, db)
-	w, err := events.NewWriter(context.Background(), db, reg, events.WriterOptions{})
+	w, err := events.NewWriter(context.Background(), db, reg, opt)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/events"
+	"braid/internal/tlog"
 	"braid/templates"
 )
 
@@ -44,6 +46,53 @@ type VerifyReport struct {
 	Anchors []AnchorCheck   `json:"anchors"`
 	// Note says what the check could not rule out.
 	Note string `json:"note"`
+	// Tree is the check of the transparency tree (`web verify` on a
+	// database only).
+	Tree *TreeCheck `json:"tree,omitempty"`
+}
+
+// CheckpointStatus is the transparency log on /verify: its origin line,
+// verifier key and latest signed checkpoint (size, root in base64, time).
+type CheckpointStatus struct {
+	Origin   string `json:"origin"`
+	VKey     string `json:"vkey"`
+	Size     *int64 `json:"size,omitempty"`
+	Root     string `json:"root,omitempty"`
+	SignedAt string `json:"signed_at,omitempty"`
+}
+
+// TreeCheck is what the check of the transparency tree found: the root
+// recomputed from the braid hashes of the events checked, and whether the
+// stored hashes agree.
+type TreeCheck struct {
+	Size int64  `json:"size"`
+	Root string `json:"root"` // base64, as in a checkpoint
+	OK   bool   `json:"ok"`
+	// FirstWrongIndex is the first stored hash that differs, when one does.
+	FirstWrongIndex *int64 `json:"first_wrong_index,omitempty"`
+	Problem         string `json:"problem,omitempty"`
+}
+
+// AddTreeCheck records c in the report; a tree that disagrees with the
+// braid makes the report broken at the event whose leaf is wrong (or the
+// last event checked), unless a failure at a lower position is named.
+func (v *VerifyReport) AddTreeCheck(c tlog.Check) {
+	t := &TreeCheck{Size: c.Size, Root: base64.StdEncoding.EncodeToString(c.Root[:]), OK: c.OK, Problem: c.Problem}
+	if c.Index >= 0 {
+		t.FirstWrongIndex = &c.Index
+	}
+	v.Tree = t
+	if c.OK {
+		return
+	}
+	pos := c.Position
+	if pos == 0 {
+		pos = c.Size
+	}
+	if v.Failure == nil || pos < v.Failure.Position {
+		v.Intact = false
+		v.Failure = &events.Failure{Position: pos, Reason: "transparency tree: " + c.Problem}
+	}
 }
 
 // NewVerifyReport combines a verification of the braid with the anchor
@@ -290,6 +339,8 @@ type VerifyStatus struct {
 	// Current: the verdict covers the head (a broken braid stays broken,
 	// so a failure is always current).
 	Current bool `json:"current"`
+	// Checkpoint is the log's checkpoint signer and its latest checkpoint.
+	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`
 }
 
 // ago says how long ago t was, roughly, for people.
@@ -344,6 +395,17 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 		if ok && run.Err != nil {
 			return fmt.Errorf("verify: %w", run.Err)
 		}
+		var cp *CheckpointStatus
+		if t := env.Transparency; t != nil {
+			cp = &CheckpointStatus{Origin: t.Origin, VKey: t.VKey}
+			latest, ok, err := tlog.Latest(c.Request().Context(), env.DB.Read)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cp.Size, cp.Root, cp.SignedAt = &latest.Size, base64.StdEncoding.EncodeToString(latest.Root[:]), latest.SignedAt.UTC().Format(time.RFC3339)
+			}
+		}
 		head := run.Checked
 		if env.Writer != nil {
 			head = env.Writer.Head().Position
@@ -354,9 +416,15 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 				return c.JSON(http.StatusAccepted, map[string]any{"checking": true, "head_position": head, "current": false})
 			}
 			return c.JSON(http.StatusOK, VerifyStatus{VerifyReport: run.Report, CheckedPosition: run.Checked,
-				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current})
+				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current, Checkpoint: cp})
 		}
 		v := templates.VerifyView{Checked: ok, Running: running, HeadPosition: head, Current: current}
+		if cp != nil {
+			v.Log = &templates.VerifyLog{Origin: cp.Origin, VKey: cp.VKey, Signed: cp.Size != nil, Root: cp.Root, SignedAt: cp.SignedAt}
+			if cp.Size != nil {
+				v.Log.Size = *cp.Size
+			}
+		}
 		if ok {
 			r := run.Report
 			v.Intact, v.Events, v.Head, v.Note = r.Intact, r.Events, r.Head, r.Note

@@ -42,6 +42,9 @@ type Env struct {
 	// their actor may read on the activity pages (an email address); the
 	// others see the event without its payload. Nil: none.
 	Private func(eventType string) bool
+	// Transparency names the log's checkpoint signer for /verify; nil
+	// shows nothing.
+	Transparency *Transparency
 }
 
 // People resolves every username in ids with one query and returns how
@@ -56,6 +59,13 @@ func (env *Env) People(ctx context.Context, ids ...string) (func(string) templat
 		}
 	}
 	return func(id string) templates.Person { return templates.Person{Username: id, Name: names[id]} }, nil
+}
+
+// Transparency is the log's identity as a transparency log: the origin
+// line of its checkpoints and the verifier key that opens them.
+type Transparency struct {
+	Origin string
+	VKey   string
 }
 
 // User is the signed-in person.
