@@ -51,9 +51,6 @@ func adminList(ctx context.Context, e env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := requireDB(*dbPath); err != nil {
-		return err
-	}
 	db, err := openReadOnly(ctx, *dbPath)
 	if err != nil {
 		return err

@@ -51,9 +51,13 @@ func openDB(ctx context.Context, path string) (*events.DB, error) {
 	return db, nil
 }
 
-// openReadOnly opens the database at path for a command that only reads:
+// openReadOnly opens the database at path for a command that only reads
+// (refusing a path with no file, like requireDB):
 // no migration, no file created or changed.
 func openReadOnly(ctx context.Context, path string) (*events.DB, error) {
+	if err := requireDB(path); err != nil {
+		return nil, err
+	}
 	db, err := events.OpenReadOnly(ctx, path)
 	if err != nil {
 		return nil, fail(exitFailed, "%s", errMessage(err))

@@ -129,6 +129,20 @@ func (p *person) register(user string) {
 	p.waitFor("the ticket list", `location.pathname === "/tickets" && !!document.querySelector("form[role=search]")`)
 }
 
+// screenshotDir is where browser tests keep their screenshots:
+// $BRAID_SCREENSHOTS, else artifacts/screenshots at the repository's root.
+func screenshotDir(tb testing.TB) string {
+	tb.Helper()
+	shots := os.Getenv("BRAID_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join("..", "..", "artifacts", "screenshots")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return shots
+}
+
 // TestBrowserFlows is the end-to-end suite in real headless Chromium: two
 // people share a ticket, every page is looked at, screenshots are kept.
 func TestBrowserFlows(t *testing.T) {
@@ -136,13 +150,7 @@ func TestBrowserFlows(t *testing.T) {
 		t.Skip("browser flows are slow; run without -short")
 	}
 	s := startServer(t)
-	shots := os.Getenv("BRAID_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join("..", "..", "artifacts", "screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 	ada := &person{tb: t, ctx: newChromium(t), base: s.URL, shot: shots}
 	bob := &person{tb: t, ctx: newChromium(t), base: s.URL, shot: shots}
 

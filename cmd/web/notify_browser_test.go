@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -16,13 +14,7 @@ func TestInboxInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests are slow; run without -short")
 	}
-	shots := os.Getenv("BRAID_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join("..", "..", "artifacts", "screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 	s := startServer(t)
 	p := &person{tb: t, ctx: newChromium(t), base: s.URL, shot: shots}
 	p.register("alice")

@@ -39,9 +39,6 @@ func verify(ctx context.Context, e env, args []string) error {
 		}
 		what = *file
 	} else {
-		if err := requireDB(*dbPath); err != nil {
-			return err
-		}
 		db, err := openReadOnly(ctx, *dbPath)
 		if err != nil {
 			return err

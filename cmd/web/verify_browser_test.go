@@ -2,8 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -16,13 +14,7 @@ func TestVerifyPageInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests are slow; run without -short")
 	}
-	shots := os.Getenv("BRAID_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join("..", "..", "artifacts", "screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 	s := startServer(t)
 	ada := newBrowser(t, s.URL)
 	ada.register("ada")
