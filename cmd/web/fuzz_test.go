@@ -565,3 +565,65 @@ func FuzzDeleteComment(f *testing.F) {
 		h.command(t, fixtureTicket, path, url.Values{"_method": {"DELETE"}, "command_id": {commandID}}, chunked, true)
 	})
 }
+
+// nasty are values every text field must refuse or store as typed.
+var nasty = []string{"\xff", "ok\x00ok", "a\x01b", "\x7f", "\u0085", "line\rbreak", "\u202e right-to-left", strings.Repeat("é", 300)}
+
+// The forms people, watches and the inbox added: same checks as above.
+
+func FuzzAccountName(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{s, events.NewID(), c} })
+	for _, s := range nasty {
+		f.Add(s, events.NewID(), false)
+	}
+	f.Fuzz(func(t *testing.T, name, commandID string, chunked bool) {
+		// The same name again appends nothing and still succeeds.
+		h.command(t, "/people/"+fixtureUser, "/account/name", url.Values{"display_name": {name}, "command_id": {commandID}}, chunked, false)
+	})
+}
+
+func FuzzWatch(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{true, s, c} })
+	f.Add(false, events.NewID(), false)
+	f.Add(true, "\xff", false)
+	f.Fuzz(func(t *testing.T, watch bool, commandID string, chunked bool) {
+		path := fixtureTicket + "/unwatch"
+		if watch {
+			path = fixtureTicket + "/watch"
+		}
+		// Watching what one watches already appends nothing.
+		h.command(t, fixtureTicket, path, url.Values{"command_id": {commandID}}, chunked, false)
+	})
+}
+
+func FuzzInboxEmail(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{s, events.NewID(), c} })
+	for _, s := range append(nasty, "ada@example.org", "Ada <ada@example.org>", "a@b", "@", "ada@example.org\r\nBcc: x@y") {
+		f.Add(s, events.NewID(), false)
+	}
+	f.Fuzz(func(t *testing.T, email, commandID string, chunked bool) {
+		h.command(t, "/inbox", "/inbox/email", url.Values{"email": {email}, "command_id": {commandID}}, chunked, false)
+	})
+}
+
+func FuzzInboxRead(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{s, "", events.NewID(), c} })
+	for _, s := range []string{"1", "0", "-1", "9223372036854775807", "99999999999999999999", "1e3", "\xff"} {
+		f.Add(s, "", events.NewID(), false)
+		f.Add("", s, events.NewID(), false)
+	}
+	f.Fuzz(func(t *testing.T, position, upTo, commandID string, chunked bool) {
+		fields := url.Values{"command_id": {commandID}}
+		if position != "" {
+			fields.Set("position", position)
+		}
+		if upTo != "" {
+			fields.Set("up_to", upTo)
+		}
+		h.command(t, "/inbox", "/inbox/read", fields, chunked, false)
+	})
+}
