@@ -41,6 +41,11 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// The latest signed checkpoint of the transparency tree (C2SP
 	// tlog-checkpoint), for witnesses, mirrors and anyone keeping one.
 	e.GET("/checkpoint", checkpoint(w.DB))
+	// Its tiles and entry bundles (C2SP tlog-tiles), and RFC 6962 proofs
+	// within the latest signed checkpoint (docs/braid.md).
+	e.GET("/tile/*", tiles(w.DB))
+	e.GET("/proof/inclusion", inclusionProof(w.DB))
+	e.GET("/proof/consistency", consistencyProof(w.DB))
 
 	// A token bound to the browser's secret and its session, rotated at
 	// sign-in and sign-out; from the form body or a header, never the query.

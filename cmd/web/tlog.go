@@ -3,12 +3,14 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	iofs "io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -124,4 +126,135 @@ func buildTree(ctx context.Context, db *events.DB, head events.Head) error {
 	}
 	defer conn.Close()
 	return tlog.New().Open(ctx, db.Read, conn, head)
+}
+
+// signedSize is the size of the latest signed checkpoint: tiles and proofs
+// are served within it, so everything they show was signed.
+func signedSize(c echo.Context, db *events.DB) (int64, bool, error) {
+	cp, ok, err := tlog.Latest(c.Request().Context(), db.Read)
+	return cp.Size, ok && cp.Size > 0, err
+}
+
+// tiles serves the tree's hash tiles and entry bundles per C2SP
+// tlog-tiles, within the latest signed checkpoint: full tiles immutable,
+// partial ones for a few seconds. A bad path or a tile beyond the signed
+// tree is a 404.
+func tiles(db *events.DB) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		t, err := tlog.ParseTilePath("tile/" + c.Param("*"))
+		if err != nil {
+			return c.String(http.StatusNotFound, "not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>])\n")
+		}
+		size, ok, err := signedSize(c, db)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return c.String(http.StatusNotFound, "no checkpoint signed yet\n")
+		}
+		read := tlog.ReadTile
+		if t.Entries {
+			read = tlog.ReadEntryBundle
+		}
+		b, err := read(c.Request().Context(), db.Read, size, t)
+		if errors.Is(err, tlog.ErrNotFound) {
+			return c.String(http.StatusNotFound, fmt.Sprintf("%s is beyond the signed tree of %d entries\n", t.Path(), size))
+		}
+		if err != nil {
+			return err
+		}
+		if t.W == tlog.TileWidth {
+			c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			c.Response().Header().Set("Cache-Control", "public, max-age=5")
+		}
+		return c.Blob(http.StatusOK, "application/octet-stream", b)
+	}
+}
+
+// proofParams reads the named query parameters as decimal numbers; size
+// defaults to the latest signed checkpoint's. A missing or malformed one
+// is a 422, a size beyond the signed tree a 404.
+func proofParams(c echo.Context, db *events.DB, names ...string) ([]int64, int64, bool, error) {
+	vals := make([]int64, len(names))
+	for i, n := range names {
+		v, err := strconv.ParseInt(c.QueryParam(n), 10, 64)
+		if err != nil || v < 1 {
+			return nil, 0, false, c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": n + " must be a whole number of at least 1"})
+		}
+		vals[i] = v
+	}
+	signed, ok, err := signedSize(c, db)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if !ok {
+		return nil, 0, false, c.JSON(http.StatusNotFound, map[string]string{"error": "no checkpoint signed yet"})
+	}
+	size := signed
+	if s := c.QueryParam("size"); s != "" {
+		size, err = strconv.ParseInt(s, 10, 64)
+		if err != nil || size < 1 {
+			return nil, 0, false, c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": "size must be a whole number of at least 1"})
+		}
+		if size > signed {
+			return nil, 0, false, c.JSON(http.StatusNotFound, map[string]string{"error": fmt.Sprintf("size %d is beyond the latest signed checkpoint (%d)", size, signed)})
+		}
+	}
+	for i, n := range names {
+		if vals[i] > size {
+			return nil, 0, false, c.JSON(http.StatusUnprocessableEntity, map[string]string{"error": fmt.Sprintf("%s %d is beyond size %d", n, vals[i], size)})
+		}
+	}
+	return vals, size, true, nil
+}
+
+func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
+
+func b64s(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = b64(h)
+	}
+	return out
+}
+
+// inclusionProof serves the RFC 6962 inclusion proof of the event at
+// ?position=P (leaf P-1) in the tree of ?size=N (default: the latest
+// signed checkpoint's size).
+func inclusionProof(db *events.DB) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v, size, ok, err := proofParams(c, db, "position")
+		if !ok {
+			return err
+		}
+		p, err := tlog.ProveInclusion(c.Request().Context(), db.Read, size, v[0])
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{
+			"position": p.Position, "index": p.Position - 1, "size": p.Size,
+			"leaf": b64(p.Leaf), "root": b64(p.Root), "proof": b64s(p.Proof),
+		})
+	}
+}
+
+// consistencyProof serves the RFC 6962 consistency proof from the tree of
+// ?old=M leaves to the one of ?size=N (default: the latest signed
+// checkpoint's size).
+func consistencyProof(db *events.DB) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v, size, ok, err := proofParams(c, db, "old")
+		if !ok {
+			return err
+		}
+		p, err := tlog.ProveConsistency(c.Request().Context(), db.Read, v[0], size)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{
+			"old": p.Old, "size": p.Size,
+			"old_root": b64(p.OldRoot), "root": b64(p.Root), "proof": b64s(p.Proof),
+		})
+	}
 }

@@ -8,7 +8,6 @@ package tlog
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -356,22 +355,44 @@ type Reader struct {
 	Q   events.Querier
 }
 
-// ReadHashes returns the stored hashes at indexes.
+// ReadHashes returns the stored hashes at indexes, in batches of up to
+// 256 per query.
 func (r Reader) ReadHashes(indexes []int64) ([]Hash, error) {
 	out := make([]Hash, len(indexes))
-	for i, idx := range indexes {
-		var b []byte
-		err := r.Q.QueryRowContext(r.Ctx, `SELECT hash FROM tlog_hashes WHERE id = ?`, idx).Scan(&b)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("no stored hash %d", idx)
+	for start := 0; start < len(indexes); start += 256 {
+		batch := indexes[start:min(start+256, len(indexes))]
+		args := make([]any, len(batch))
+		for i, idx := range batch {
+			args[i] = idx
 		}
+		rows, err := r.Q.QueryContext(r.Ctx, `SELECT id, hash FROM tlog_hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(batch)), ",")+`)`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("stored hash %d: %w", idx, err)
+			return nil, fmt.Errorf("stored hashes: %w", err)
 		}
-		if len(b) != xtlog.HashSize {
-			return nil, fmt.Errorf("stored hash %d has %d bytes", idx, len(b))
+		got := make(map[int64]Hash, len(batch))
+		for rows.Next() {
+			var id int64
+			var b []byte
+			if err := rows.Scan(&id, &b); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("stored hashes: %w", err)
+			}
+			if len(b) != xtlog.HashSize {
+				rows.Close()
+				return nil, fmt.Errorf("stored hash %d has %d bytes", id, len(b))
+			}
+			got[id] = Hash(b)
 		}
-		out[i] = Hash(b)
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("stored hashes: %w", err)
+		}
+		for i, idx := range batch {
+			h, ok := got[idx]
+			if !ok {
+				return nil, fmt.Errorf("no stored hash %d", idx)
+			}
+			out[start+i] = h
+		}
 	}
 	return out, nil
 }

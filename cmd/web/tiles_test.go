@@ -1,0 +1,393 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/mod/sumdb/note"
+	xtlog "golang.org/x/mod/sumdb/tlog"
+
+	"braid/internal/events"
+	"braid/internal/tlog"
+	"braid/migrations"
+)
+
+type tileNote struct {
+	N int `json:"n"`
+}
+
+// tileLog is a log with a tree, a key and the tile and proof routes on a
+// test server, grown and signed by the test.
+type tileLog struct {
+	db     *events.DB
+	w      *events.Writer
+	tree   *tlog.Tree
+	signer *tlog.Signer
+	typ    events.Type[tileNote]
+	url    string
+	n      int
+}
+
+func newTileLog(tb testing.TB) *tileLog {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	db, err := events.Open(ctx, filepath.Join(dir, "braid.db"), migrations.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	reg := events.NewRegistry()
+	l := &tileLog{db: db, tree: tlog.New(), typ: events.Define[tileNote](reg, "note_added", 1)}
+	l.w, err = events.NewWriter(ctx, db, reg, events.WriterOptions{Hooks: []events.Hook{l.tree}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.w.Close() })
+	k, _, err := tlog.LoadOrCreateKey(filepath.Join(dir, "key"), "braid.local/tiles")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l.signer = &tlog.Signer{Tree: l.tree, Key: k, Store: l.w.Exclusive}
+	e := echo.New()
+	e.GET("/checkpoint", checkpoint(db))
+	e.GET("/tile/*", tiles(db))
+	e.GET("/proof/inclusion", inclusionProof(db))
+	e.GET("/proof/consistency", consistencyProof(db))
+	s := httptest.NewServer(e)
+	tb.Cleanup(s.Close)
+	l.url = s.URL
+	return l
+}
+
+// grow appends events up to size, in commands of up to 100, and signs a
+// checkpoint of the tree.
+func (l *tileLog) grow(tb testing.TB, size int) {
+	tb.Helper()
+	ctx := context.Background()
+	for l.n < size {
+		k := min(100, size-l.n)
+		_, err := l.w.Do(ctx, events.Command{Actor: "t", Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			ch := events.Change{AggregateType: "note", AggregateID: events.NewID()[:8], Expect: events.Any}
+			for i := range k {
+				ch.Events = append(ch.Events, l.typ.New(tileNote{N: l.n + i}))
+			}
+			return []events.Change{ch}, nil
+		}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		l.n += k
+	}
+	if err := l.signer.SignAndStore(ctx, l.tree.Head()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func httpGet(tb testing.TB, url string) (int, http.Header, []byte) {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+// c2spPath is the C2SP tlog-tiles path of an x/mod tile, written here from
+// the spec without Braid's code.
+func c2spPath(t xtlog.Tile) string {
+	n := fmt.Sprintf("%d", t.N)
+	for len(n)%3 != 0 {
+		n = "0" + n
+	}
+	var p string
+	for i := 0; i < len(n)-3; i += 3 {
+		p += "x" + n[i:i+3] + "/"
+	}
+	p += n[len(n)-3:]
+	if t.W < 1<<t.H {
+		p += fmt.Sprintf(".p/%d", t.W)
+	}
+	return fmt.Sprintf("tile/%d/%s", t.L, p)
+}
+
+// httpTiles is x/mod's TileReader over the server's C2SP tiles.
+type httpTiles struct {
+	tb      testing.TB
+	url     string
+	fetched map[string]http.Header
+}
+
+func (r *httpTiles) Height() int { return tlog.TileHeight }
+
+func (r *httpTiles) ReadTiles(ts []xtlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(ts))
+	for i, t := range ts {
+		code, hdr, b := httpGet(r.tb, r.url+"/"+c2spPath(t))
+		if code != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %d %s", c2spPath(t), code, b)
+		}
+		r.fetched[c2spPath(t)] = hdr
+		out[i] = b
+	}
+	return out, nil
+}
+
+func (r *httpTiles) SaveTiles([]xtlog.Tile, [][]byte) {}
+
+// signedTree reads /checkpoint and opens it with the log's key.
+func (l *tileLog) signedTree(tb testing.TB) xtlog.Tree {
+	tb.Helper()
+	code, _, body := httpGet(tb, l.url+"/checkpoint")
+	if code != http.StatusOK {
+		tb.Fatalf("GET /checkpoint: %d %s", code, body)
+	}
+	v, err := note.NewVerifier(l.signer.Key.VKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n, err := note.Open(body, note.VerifierList(v))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, h, err := tlog.ParseCheckpoint([]byte(n.Text))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return xtlog.Tree{N: h.Size, Hash: h.Root}
+}
+
+// TestTilesVerifyWithXMod: x/mod's TileHashReader, reading the server's
+// C2SP tiles, verifies them against the signed checkpoint at several
+// sizes; every entry of the entry bundles is the export line of an event
+// whose braid hash is the leaf; full tiles are immutable, partial ones not.
+func TestTilesVerifyWithXMod(t *testing.T) {
+	l := newTileLog(t)
+	for _, size := range []int{1, 255, 256, 257, 700} {
+		l.grow(t, size)
+		tree := l.signedTree(t)
+		if tree.N != int64(size) {
+			t.Fatalf("checkpoint of size %d, want %d", tree.N, size)
+		}
+		tr := &httpTiles{tb: t, url: l.url, fetched: map[string]http.Header{}}
+		thr := xtlog.TileHashReader(tree, tr)
+		root, err := xtlog.TreeHash(tree.N, thr)
+		if err != nil || root != tree.Hash {
+			t.Fatalf("size %d: TreeHash over the tiles %v, %v; checkpoint %v", size, root, err, tree.Hash)
+		}
+		// Every leaf through the tiles, and a proof for some.
+		idx := make([]int64, size)
+		for i := range idx {
+			idx[i] = xtlog.StoredHashIndex(0, int64(i))
+		}
+		leaves, err := thr.ReadHashes(idx)
+		if err != nil {
+			t.Fatalf("size %d: leaves through the tiles: %v", size, err)
+		}
+		for _, i := range []int64{0, int64(size) / 2, int64(size) - 1} {
+			p, err := xtlog.ProveRecord(tree.N, i, thr)
+			if err == nil {
+				err = xtlog.CheckRecord(p, tree.N, tree.Hash, i, leaves[i])
+			}
+			if err != nil {
+				t.Fatalf("size %d: record %d through the tiles: %v", size, i, err)
+			}
+		}
+		for path, hdr := range tr.fetched {
+			cc, full := hdr.Get("Cache-Control"), !strings.Contains(path, ".p/")
+			if full != strings.Contains(cc, "immutable") || hdr.Get("Content-Type") != "application/octet-stream" {
+				t.Errorf("%s: Cache-Control %q, Content-Type %q", path, cc, hdr.Get("Content-Type"))
+			}
+		}
+
+		// The entry bundles: each entry an export line whose braid hash
+		// makes the leaf.
+		var at int64
+		for n := int64(0); n*256 < int64(size); n++ {
+			w := min(256, int64(size)-n*256)
+			path := c2spPath(xtlog.Tile{H: 8, N: n, W: int(w)})
+			path = strings.Replace(path, "tile/0/", "tile/entries/", 1)
+			code, hdr, b := httpGet(t, l.url+"/"+path)
+			if code != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", path, code, b)
+			}
+			if full := w == 256; full != strings.Contains(hdr.Get("Cache-Control"), "immutable") {
+				t.Errorf("%s: Cache-Control %q", path, hdr.Get("Cache-Control"))
+			}
+			for len(b) > 0 {
+				if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+					t.Fatalf("%s: truncated entry after %d", path, at)
+				}
+				line := b[2 : 2+binary.BigEndian.Uint16(b)]
+				b = b[2+len(line):]
+				err := events.ReadExport(bytes.NewReader(append(bytes.Clone(line), '\n')), func(_ int64, e *events.Event) error {
+					if e.Position != at+1 || e.ComputeHash() != e.Hash {
+						return fmt.Errorf("entry %d: position %d, braid hash recomputes: %v", at, e.Position, e.ComputeHash() == e.Hash)
+					}
+					if xtlog.RecordHash(e.Hash[:]) != leaves[at] {
+						return fmt.Errorf("entry %d: SHA-256(0x00 || braid hash) is not the leaf", at)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("size %d, %s: %v", size, path, err)
+				}
+				at++
+			}
+		}
+		if at != int64(size) {
+			t.Fatalf("size %d: the bundles hold %d entries", size, at)
+		}
+	}
+}
+
+func decodeHash(tb testing.TB, s string) xtlog.Hash {
+	tb.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		tb.Fatalf("hash %q: %v", s, err)
+	}
+	return xtlog.Hash(b)
+}
+
+// TestProofsCheckWithXMod: inclusion and consistency proofs over HTTP
+// check with x/mod's CheckRecord and CheckTree against the signed roots;
+// bad and past-the-tree parameters are refused, and bad tile paths are
+// 404s.
+func TestProofsCheckWithXMod(t *testing.T) {
+	l := newTileLog(t)
+	l.grow(t, 300)
+	old := l.signedTree(t)
+	l.grow(t, 700)
+	tree := l.signedTree(t)
+
+	type inclusion struct {
+		Position, Index, Size int64
+		Leaf, Root            string
+		Proof                 []string
+	}
+	for _, pos := range []int64{1, 2, 256, 257, 300, 699, 700} {
+		for _, size := range []int64{300, 700} {
+			if pos > size {
+				continue
+			}
+			code, _, body := httpGet(t, fmt.Sprintf("%s/proof/inclusion?position=%d&size=%d", l.url, pos, size))
+			var p inclusion
+			if code != http.StatusOK || json.Unmarshal(body, &p) != nil {
+				t.Fatalf("inclusion %d in %d: %d %s", pos, size, code, body)
+			}
+			root := map[int64]xtlog.Hash{300: old.Hash, 700: tree.Hash}[size]
+			if p.Position != pos || p.Index != pos-1 || p.Size != size || decodeHash(t, p.Root) != root {
+				t.Fatalf("inclusion %d in %d: %s", pos, size, body)
+			}
+			var proof xtlog.RecordProof
+			for _, h := range p.Proof {
+				proof = append(proof, decodeHash(t, h))
+			}
+			var braid []byte
+			if err := l.db.Read.QueryRow(`SELECT hash FROM events WHERE position = ?`, pos).Scan(&braid); err != nil {
+				t.Fatal(err)
+			}
+			leaf := xtlog.RecordHash(braid)
+			if decodeHash(t, p.Leaf) != leaf {
+				t.Fatalf("inclusion %d: leaf %s is not SHA-256(0x00 || braid hash)", pos, p.Leaf)
+			}
+			if err := xtlog.CheckRecord(proof, size, root, pos-1, leaf); err != nil {
+				t.Fatalf("inclusion %d in %d: %v", pos, size, err)
+			}
+			if pos > 1 && xtlog.CheckRecord(proof, size, root, pos-2, leaf) == nil {
+				t.Fatalf("inclusion %d in %d also checks for another index", pos, size)
+			}
+		}
+	}
+	// size defaults to the latest checkpoint's.
+	if code, _, body := httpGet(t, l.url+"/proof/inclusion?position=5"); code != http.StatusOK || !strings.Contains(string(body), `"size":700`) {
+		t.Fatalf("inclusion without size: %d %s", code, body)
+	}
+
+	type consistency struct {
+		Old, Size int64
+		OldRoot   string `json:"old_root"`
+		Root      string
+		Proof     []string
+	}
+	for _, c := range [][2]int64{{300, 700}, {1, 700}, {256, 700}, {700, 700}, {1, 300}, {255, 257}} {
+		code, _, body := httpGet(t, fmt.Sprintf("%s/proof/consistency?old=%d&size=%d", l.url, c[0], c[1]))
+		var p consistency
+		if code != http.StatusOK || json.Unmarshal(body, &p) != nil {
+			t.Fatalf("consistency %v: %d %s", c, code, body)
+		}
+		var proof xtlog.TreeProof
+		for _, h := range p.Proof {
+			proof = append(proof, decodeHash(t, h))
+		}
+		if err := xtlog.CheckTree(proof, c[1], decodeHash(t, p.Root), c[0], decodeHash(t, p.OldRoot)); err != nil {
+			t.Fatalf("consistency %v: %v", c, err)
+		}
+		if c == [2]int64{300, 700} && (decodeHash(t, p.OldRoot) != old.Hash || decodeHash(t, p.Root) != tree.Hash) {
+			t.Fatalf("consistency 300→700: roots are not the signed ones: %s", body)
+		}
+	}
+
+	for path, want := range map[string]int{
+		"/proof/inclusion":                               422,
+		"/proof/inclusion?position=0":                    422,
+		"/proof/inclusion?position=x":                    422,
+		"/proof/inclusion?position=-1":                   422,
+		"/proof/inclusion?position=701":                  422,
+		"/proof/inclusion?position=5&size=4":             422,
+		"/proof/inclusion?position=5&size=0":             422,
+		"/proof/inclusion?position=5&size=abc":           422,
+		"/proof/inclusion?position=5&size=701":           404,
+		"/proof/inclusion?position=1&size=1e3":           422,
+		"/proof/consistency?old=0&size=5":                422,
+		"/proof/consistency?old=6&size=5":                422,
+		"/proof/consistency?old=5&size=701":              404,
+		"/proof/consistency?size=5":                      422,
+		"/proof/consistency?old=99999999999999999999":    422,
+		"/tile/0/002":                                    404, // the third full tile: not yet
+		"/tile/0/002.p/189":                              404, // wider than the tree
+		"/tile/0/002.p/188":                              200,
+		"/tile/0/001":                                    200,
+		"/tile/1/000.p/2":                                200,
+		"/tile/1/000.p/3":                                404,
+		"/tile/2/000.p/1":                                404,
+		"/tile/0/02":                                     404,
+		"/tile/0/0001":                                   404,
+		"/tile/0/x000/001":                               404,
+		"/tile/0/001.p/0":                                404,
+		"/tile/0/001.p/256":                              404,
+		"/tile/0/000.p/01":                               404,
+		"/tile/00/000":                                   404,
+		"/tile/64/000":                                   404,
+		"/tile/63/000":                                   404,
+		"/tile/0/x999/x999/x999/x999/x999/x999/x999/999": 404,
+		"/tile/8/x999/x999/x999/x999/x999/x999/999":      404,
+		"/tile/entries/002.p/188":                        200,
+		"/tile/entries/002":                              404,
+		"/tile/entries/abc":                              404,
+		"/tile/":                                         404,
+		"/tile/0/":                                       404,
+		"/tile/entries/":                                 404,
+	} {
+		if code, _, body := httpGet(t, l.url+path); code != want {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
+		}
+	}
+}
