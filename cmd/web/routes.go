@@ -92,6 +92,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/tickets/:id/close", tix.Close)
 	u.POST("/tickets/:id/reopen", tix.Reopen)
 	u.GET("/tickets/:id/history", tix.History)
+	// The ticket's events with their inclusion proofs against the latest
+	// signed checkpoint, for `web verify --bundle` (docs/braid.md).
+	u.GET("/tickets/:id/proof", ticketProof(w))
 
 	// Comments.
 	u.POST("/tickets/:id/comments", tix.AddComment)

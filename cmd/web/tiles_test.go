@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -468,4 +470,94 @@ func BenchmarkInclusionProofHTTP(b *testing.B) {
 	slices.Sort(ds)
 	b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
+}
+
+// TestTicketProofBundle: a signed-in person downloads a ticket's proof
+// bundle; `web verify --bundle` accepts it with the log's key and refuses,
+// naming the problem, a tampered event, a wrong proof hash, another key's
+// checkpoint and a dropped event.
+func TestTicketProofBundle(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.register("ada")
+	b.open("Card reader jams")
+	ticket := b.open("Engine stalls")
+	for _, body := range []string{"first", "second"} {
+		if a := b.post(ticket+"/comments", b.form(ticket, ticket+"/comments", url.Values{"body": {body}})); a.status != http.StatusSeeOther {
+			t.Fatalf("comment: %d %s", a.status, a.body)
+		}
+	}
+	b.open("Another one")
+	n := int64(countEvents(t, s.DB))
+	waitCheckpoint(t, s.URL, n)
+	_, out, _ := runWeb(t, "key", "--db", s.DB)
+	vkey := strings.TrimPrefix(strings.Split(out, "\n")[0], "vkey ")
+
+	a := b.get(ticket + "/proof")
+	if a.status != http.StatusOK || !strings.Contains(a.header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("GET %s/proof: %d %v %s", ticket, a.status, a.header, a.body)
+	}
+	var bundle tlog.Bundle
+	if err := json.Unmarshal([]byte(a.body), &bundle); err != nil || len(bundle.Events) < 3 || bundle.VKey != vkey {
+		t.Fatalf("bundle: %v, %d events, vkey %q\n%s", err, len(bundle.Events), bundle.VKey, a.body)
+	}
+	dir := t.TempDir()
+	write := func(name string, b tlog.Bundle) string {
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", bundle)
+	code, out, errb := runWeb(t, "verify", "--bundle", good, "--vkey", vkey)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("intact: %d events", len(bundle.Events))) {
+		t.Fatalf("verify --bundle: exit %d\n%s%s", code, out, errb)
+	}
+	if code, out, _ := runWeb(t, "verify", "--bundle", good); code != 0 || !strings.Contains(out, "--vkey") {
+		t.Fatalf("verify --bundle without --vkey: exit %d\n%s", code, out)
+	}
+
+	clone := func() tlog.Bundle {
+		var c tlog.Bundle
+		data, _ := json.Marshal(bundle)
+		json.Unmarshal(data, &c)
+		return c
+	}
+	tampered := clone()
+	tampered.Events[1].Event = json.RawMessage(strings.Replace(string(tampered.Events[1].Event), "first", "FIRST", 1))
+	wrongProof := clone()
+	wrongProof.Events[0].Proof[0] = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	dropped := clone()
+	dropped.Events = append(dropped.Events[:1], dropped.Events[2:]...)
+	_, otherV, _ := note.GenerateKey(nil, "braid.local/braid")
+	for name, c := range map[string]struct {
+		b    tlog.Bundle
+		key  string
+		want string
+	}{
+		"tampered":    {tampered, vkey, "not the braid hash of its fields"},
+		"wrong proof": {wrongProof, vkey, "inclusion proof does not lead"},
+		"other key":   {bundle, otherV, "does not open with key"},
+		"dropped":     {dropped, vkey, "want 2"},
+	} {
+		code, out, errb := runWeb(t, "verify", "--bundle", write(name, c.b), "--vkey", c.key)
+		if code != 1 || !strings.Contains(errb, c.want) {
+			t.Errorf("%s: exit %d, want 1 naming %q\n%s%s", name, code, c.want, out, errb)
+		}
+	}
+	if code, _, errb := runWeb(t, "verify", "--bundle", filepath.Join(dir, "missing.json")); code != 2 {
+		t.Errorf("missing file: exit %d %s", code, errb)
+	}
+
+	if a := b.get("/tickets/999/proof"); a.status != http.StatusNotFound {
+		t.Errorf("no such ticket: %d", a.status)
+	}
+	if a := newBrowser(t, s.URL).get(ticket + "/proof"); a.status != http.StatusSeeOther {
+		t.Errorf("signed out: %d, want 303 to /login", a.status)
+	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/tickets"
 	"braid/internal/tlog"
 	"braid/internal/web"
 )
@@ -256,5 +258,39 @@ func consistencyProof(db *events.DB) echo.HandlerFunc {
 			"old": p.Old, "size": p.Size,
 			"old_root": b64(p.OldRoot), "root": b64(p.Root), "proof": b64s(p.Proof),
 		})
+	}
+}
+
+// ticketProof serves the proof bundle of a ticket (docs/braid.md): its
+// events, each with its inclusion proof in the tree of the latest signed
+// checkpoint, for `web verify --bundle` to check offline.
+func ticketProof(w *web.Env) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+		if err != nil || id < 1 {
+			return errs.E(errs.NotFound, "There is no such page: %q is not a number.", c.Param("id"))
+		}
+		ctx := c.Request().Context()
+		cp, ok, err := tlog.Latest(ctx, w.DB.Read)
+		if err != nil {
+			return err
+		}
+		if !ok || cp.Size == 0 {
+			return errs.E(errs.NotFound, "No checkpoint is signed yet: try again in a second.")
+		}
+		vkey := ""
+		if w.Transparency != nil {
+			vkey = w.Transparency.VKey
+		}
+		b, err := tlog.BuildBundle(ctx, w.DB.Read, cp, vkey, tickets.Aggregate, strconv.FormatInt(id, 10))
+		if errors.Is(err, tlog.ErrNotFound) {
+			return errs.E(errs.NotFound, "There is no ticket #%d in the latest signed checkpoint.", id)
+		}
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="ticket-%d-proof.json"`, id))
+		c.Response().Header().Set("Cache-Control", "no-cache")
+		return c.JSON(http.StatusOK, b)
 	}
 }

@@ -2,23 +2,32 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"braid/internal/events"
+	"braid/internal/tlog"
 	"braid/internal/web"
 )
 
 func verify(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "verify", "verify [--db PATH | --file EXPORT] [--json]")
+	fs, dbPath := newFlags(e, "verify", "verify [--db PATH | --file EXPORT | --bundle PROOF [--vkey KEY]] [--json]")
 	file := fs.String("file", "", "check this export (JSON Lines) instead of the database; no database needed")
+	bundle := fs.String("bundle", "", "check this proof bundle (GET /tickets/{id}/proof) offline instead of the database")
+	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	wf := addWitnessFlags(fs) // --tsa-roots and --rpc-url check receipts
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *bundle != "" {
+		return verifyBundle(e, *bundle, *vkey, *asJSON)
 	}
 	unavailable := false
 	var rep web.VerifyReport
@@ -110,4 +119,55 @@ func verdict(r web.VerifyReport) string {
 		return fmt.Sprintf("intact: %d events, head %s", r.Events, r.Head)
 	}
 	return fmt.Sprintf("broken at position %d: %s", r.Failure.Position, strings.TrimSpace(r.Failure.Reason))
+}
+
+// verifyBundle checks a proof bundle offline: exit 0 when every event is
+// in the signed tree, 1 when the bundle is refused, 2 when it cannot be
+// read.
+func verifyBundle(e env, path, vkey string, asJSON bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fail(exitFailed, "%v", err)
+	}
+	pinned := vkey != ""
+	if !pinned {
+		var b struct {
+			VKey string `json:"vkey"`
+		}
+		if err := json.Unmarshal(data, &b); err != nil {
+			return fail(exitFailed, "%s: not a proof bundle: %v", path, err)
+		}
+		vkey = b.VKey
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fail(exitFailed, "verifier key %q: %v", vkey, err)
+	}
+	c, err := tlog.VerifyBundle(data, v)
+	if err != nil {
+		return fail(exitFailed, "%s: %v", path, err)
+	}
+	msg := ""
+	if !pinned {
+		msg = "the signature was checked with the key the bundle carries, which anyone can replace: pass --vkey with the log's key (`web key`, or the site's /verify page) to know who signed"
+	}
+	if asJSON {
+		out := map[string]any{"ok": c.OK, "origin": c.Origin, "size": c.Size, "root": base64.StdEncoding.EncodeToString(c.Root[:]),
+			"events": c.Events, "problem": c.Problem, "position": c.Position, "key_pinned": pinned, "note": msg}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(out); err != nil {
+			return fail(exitFailed, "%v", err)
+		}
+	} else if c.OK {
+		fmt.Fprintf(e.stdout, "intact: %d events, each in the tree of %s at size %d (root %s)\n", c.Events, c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+		fmt.Fprintln(e.stdout, "inclusion only: an event of the aggregate after the last one in the bundle would not show here")
+		if msg != "" {
+			fmt.Fprintln(e.stdout, msg)
+		}
+	}
+	if !c.OK {
+		return fail(exitBroken, "refused: %s", c.Problem)
+	}
+	return nil
 }
