@@ -41,9 +41,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// The latest signed checkpoint of the transparency tree (C2SP
 	// tlog-checkpoint), for witnesses, mirrors and anyone keeping one.
 	e.GET("/checkpoint", checkpoint(w.DB))
-	// Its tiles and entry bundles (C2SP tlog-tiles), and RFC 6962 proofs
-	// within the latest signed checkpoint (docs/braid.md).
-	e.GET("/tile/*", tiles(w.DB))
+	// Its hash tiles (C2SP tlog-tiles) and RFC 6962 proofs within the
+	// latest signed checkpoint (docs/braid.md): hashes only. The entry
+	// bundles hold the events themselves and are behind sign-in (below).
+	e.GET("/tile/*", tiles(w.DB, false))
 	e.GET("/proof/inclusion", inclusionProof(w.DB))
 	e.GET("/proof/consistency", consistencyProof(w.DB))
 
@@ -95,6 +96,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// The ticket's events with their inclusion proofs against the latest
 	// signed checkpoint, for `web verify --bundle` (docs/braid.md).
 	u.GET("/tickets/:id/proof", ticketProof(w))
+	// The tree's entry bundles (C2SP tlog-tiles): every event, as the
+	// export writes it, so only for those who may read every event.
+	u.GET("/tile/entries/*", tiles(w.DB, true))
 
 	// Comments.
 	u.POST("/tickets/:id/comments", tix.AddComment)

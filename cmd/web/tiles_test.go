@@ -69,7 +69,8 @@ func newTileLog(tb testing.TB) *tileLog {
 	l.signer = &tlog.Signer{Tree: l.tree, Key: k, Store: l.w.Exclusive}
 	e := echo.New()
 	e.GET("/checkpoint", checkpoint(db))
-	e.GET("/tile/*", tiles(db))
+	e.GET("/tile/*", tiles(db, false))
+	e.GET("/tile/entries/*", tiles(db, true))
 	e.GET("/proof/inclusion", inclusionProof(db))
 	e.GET("/proof/consistency", consistencyProof(db))
 	s := httptest.NewServer(e)
@@ -234,8 +235,8 @@ func TestTilesVerifyWithXMod(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("GET %s: %d %s", path, code, b)
 			}
-			if full := w == 256; full != strings.Contains(hdr.Get("Cache-Control"), "immutable") {
-				t.Errorf("%s: Cache-Control %q", path, hdr.Get("Cache-Control"))
+			if cc := hdr.Get("Cache-Control"); w == 256 != strings.Contains(cc, "immutable") || !strings.HasPrefix(cc, "private") {
+				t.Errorf("%s: Cache-Control %q, want private, immutable when full", path, cc)
 			}
 			for len(b) > 0 {
 				if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
@@ -410,7 +411,6 @@ func TestTilesServed(t *testing.T) {
 	waitCheckpoint(t, s.URL, n)
 	for _, path := range []string{
 		fmt.Sprintf("/tile/0/000.p/%d", n),
-		fmt.Sprintf("/tile/entries/000.p/%d", n),
 		fmt.Sprintf("/proof/inclusion?position=1&size=%d", n),
 		fmt.Sprintf("/proof/consistency?old=1&size=%d", n),
 	} {
@@ -429,6 +429,18 @@ func TestTilesServed(t *testing.T) {
 	}
 	if code, _, _ := httpGet(t, s.URL+"/tile/0/000"); code != http.StatusNotFound {
 		t.Fatalf("a full tile of a small log: %d", code)
+	}
+	// The entry bundles hold every event (email addresses too): like the
+	// events themselves, they are for signed-in people only.
+	entries := fmt.Sprintf("/tile/entries/000.p/%d", n)
+	if a := newBrowser(t, s.URL).get(entries); a.status != http.StatusSeeOther || !strings.HasPrefix(a.location, "/login") {
+		t.Fatalf("GET %s signed out: %d to %q, want 303 to /login", entries, a.status, a.location)
+	}
+	if a := b.get(entries); a.status != http.StatusOK || !strings.Contains(a.body, `"event_type":"user_registered"`) {
+		t.Fatalf("GET %s signed in: %d %q", entries, a.status, a.body)
+	}
+	if a := b.get("/tile/entries/000"); a.status != http.StatusNotFound {
+		t.Fatalf("a full entry bundle of a small log: %d", a.status)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -137,14 +138,19 @@ func signedSize(c echo.Context, db *events.DB) (int64, bool, error) {
 	return cp.Size, ok && cp.Size > 0, err
 }
 
-// tiles serves the tree's hash tiles and entry bundles per C2SP
-// tlog-tiles, within the latest signed checkpoint: full tiles immutable,
-// partial ones for a few seconds. A bad path or a tile beyond the signed
-// tree is a 404.
-func tiles(db *events.DB) echo.HandlerFunc {
+// tiles serves the tree's hash tiles (entries false, public) or its entry
+// bundles (entries true, for signed-in people: they hold every event) per
+// C2SP tlog-tiles, within the latest signed checkpoint: full tiles
+// immutable, partial ones for a few seconds. A bad path or a tile beyond
+// the signed tree is a 404.
+func tiles(db *events.DB, entries bool) echo.HandlerFunc {
+	prefix := "tile/"
+	if entries {
+		prefix = "tile/entries/"
+	}
 	return func(c echo.Context) error {
-		t, err := tlog.ParseTilePath("tile/" + c.Param("*"))
-		if err != nil {
+		t, err := tlog.ParseTilePath(prefix + c.Param("*"))
+		if err != nil || t.Entries != entries {
 			return c.String(http.StatusNotFound, "not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>])\n")
 		}
 		size, ok, err := signedSize(c, db)
@@ -165,11 +171,14 @@ func tiles(db *events.DB) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		cc := "public, max-age=5"
 		if t.W == tlog.TileWidth {
-			c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		} else {
-			c.Response().Header().Set("Cache-Control", "public, max-age=5")
+			cc = "public, max-age=31536000, immutable"
 		}
+		if entries {
+			cc = strings.Replace(cc, "public", "private", 1) // behind sign-in: no shared cache
+		}
+		c.Response().Header().Set("Cache-Control", cc)
 		return c.Blob(http.StatusOK, "application/octet-stream", b)
 	}
 }
