@@ -41,3 +41,22 @@ func TestTilePath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTilePath: a path is accepted only in the one spelling Path writes.
+func FuzzTilePath(f *testing.F) {
+	for _, s := range []string{"tile/0/000", "tile/2/x001/x234/067.p/8", "tile/entries/x000/001", "tile/0/000.p/0", "tile/63/x9/999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		tile, err := tlog.ParseTilePath(path)
+		if err != nil {
+			return
+		}
+		if got := tile.Path(); got != path {
+			t.Fatalf("ParseTilePath(%q) = %+v, whose Path is %q", path, tile, got)
+		}
+		if tile.N < 0 || tile.W < 1 || tile.W > tlog.TileWidth || tile.L < 0 || tile.L > 63 {
+			t.Fatalf("ParseTilePath(%q) = %+v", path, tile)
+		}
+	})
+}
