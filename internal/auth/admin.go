@@ -94,6 +94,9 @@ func (h *Handlers) adminView(ctx context.Context) (templates.AdminView, error) {
 		for _, r := range roles[p.ID] {
 			admin = admin || r == RoleAdmin
 		}
+		if admin {
+			v.Admins++
+		}
 		v.People = append(v.People, templates.AdminPerson{Who: templates.Person{Username: p.ID, Name: p.DisplayName},
 			RegisteredAt: p.RegisteredAt, Admin: admin, CommandID: events.NewID()})
 	}
