@@ -485,3 +485,18 @@ func TestAdminCommandsAppendAsSystem(t *testing.T) {
 		t.Fatalf("--registration closed appended %d events", got-n)
 	}
 }
+
+// serve --registration invite: the first person still registers (someone
+// must invite), the next is refused; nothing about the mode is appended.
+func TestRegistrationInviteByFlag(t *testing.T) {
+	s := startServer(t, "--registration", "invite")
+	newBrowser(t, s.URL).register("ada")
+	bob := newBrowser(t, s.URL).from("127.0.0.2")
+	v := bob.form("/login", "", url.Values{"username": {"bob"}, "password": {"correct horse"}, "password_confirmation": {"correct horse"}})
+	if a := bob.post("/register", v); a.status != 403 || !strings.Contains(a.body, "by invitation") {
+		t.Fatalf("POST /register: got %d, want 403\n%.600s", a.status, a.body)
+	}
+	if got := typesOf(eventsAfter(t, s.DB, 0)); got != "user_registered role_granted" {
+		t.Fatalf("log %q", got)
+	}
+}
