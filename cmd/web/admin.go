@@ -19,6 +19,10 @@ var adminCommands = []struct{ name, synopsis, summary string }{
 	{"list", "admin list [--db PATH]", "list people: username, display name, when they registered"},
 	{"reset-password", "admin reset-password [--db PATH] [--base-url URL] [--expires-in 1h] USERNAME",
 		"print a one-time link that sets a new password (and signs out every session of that person)"},
+	{"create-admin", "admin create-admin [--db PATH] USERNAME",
+		"make a registered person a site admin (role_granted, actor system); the site must be stopped"},
+	{"set-registration", "admin set-registration [--db PATH] open|invite|closed",
+		"set who may register (registration_mode_set, actor system); the site must be stopped"},
 }
 
 func adminUsage(e env) {
@@ -33,7 +37,7 @@ func adminCmd(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		adminUsage(e)
 		if len(args) == 0 {
-			return fail(exitFailed, "name a command: list or reset-password")
+			return fail(exitFailed, "name a command: %s", adminNames())
 		}
 		return flag.ErrHelp
 	}
@@ -42,8 +46,92 @@ func adminCmd(ctx context.Context, e env, args []string) error {
 		return adminList(ctx, e, args[1:])
 	case "reset-password":
 		return adminReset(ctx, e, args[1:])
+	case "create-admin":
+		return adminCommand(ctx, e, args[1:], 2, "USERNAME", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
+			if err := s.Grant(ctx, auth.System, arg, ""); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s is now a site admin (role_granted, actor system).", arg), nil
+		})
+	case "set-registration":
+		return adminCommand(ctx, e, args[1:], 3, "MODE", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
+			mode, err := auth.ParseMode(arg)
+			if err != nil {
+				return "", errs.E(errs.Invalid, "%q: use open, invite or closed", arg)
+			}
+			if err := s.SetMode(ctx, auth.System, mode, ""); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("Registration is now %s (registration_mode_set, actor system). A serve --registration flag overrides it while it runs.", mode), nil
+		})
 	}
-	return fail(exitFailed, "unknown admin command %q: use list or reset-password", args[0])
+	return fail(exitFailed, "unknown admin command %q: use %s", args[0], adminNames())
+}
+
+func adminNames() string {
+	names := make([]string, len(adminCommands))
+	for i, c := range adminCommands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// adminCommand runs an operator's command that appends to the log: one
+// argument (the flags before or after it), the database locked as serve
+// locks it (a second writer beside a running site would fork the braid),
+// the writer started, act run as system.
+func adminCommand(ctx context.Context, e env, args []string, i int, argName string, act func(context.Context, *auth.Service, string) (string, error)) error {
+	c := adminCommands[i]
+	fs, dbPath := newFlags(e, "admin "+c.name, c.synopsis)
+	var arg string
+	if len(args) > 0 && !isFlag(args[0]) && args[0] != "-h" && args[0] != "--help" {
+		arg, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fail(exitFailed, "%v", err)
+	}
+	rest := fs.Args()
+	if arg == "" && len(rest) > 0 {
+		arg, rest = rest[0], rest[1:]
+		if err := parse(fs, rest); err != nil {
+			return err
+		}
+		rest = fs.Args()
+	}
+	if len(rest) > 0 {
+		return fail(exitFailed, "unexpected argument %q", rest[0])
+	}
+	if arg == "" {
+		return fail(exitFailed, "name the %s: web %s", strings.ToLower(argName), c.synopsis)
+	}
+	if err := requireDB(*dbPath); err != nil {
+		return err
+	}
+	unlock, err := lockDB(*dbPath)
+	if err != nil {
+		return fail(exitFailed, "%s (stop it first, or use the admin page at /admin)", strings.TrimPrefix(err.Error(), ""))
+	}
+	defer unlock()
+	a, err := openApp(ctx, *dbPath, nil)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	msg, err := act(ctx, &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users}, arg)
+	if err != nil {
+		switch errs.Code(err) {
+		case errs.NotFound:
+			return fail(exitBroken, "%s (web admin list shows who there is)", errs.Message(err))
+		case errs.Invalid, errs.Conflict:
+			return fail(exitBroken, "%s", errMessage(err))
+		}
+		return fail(exitFailed, "%v", err)
+	}
+	fmt.Fprintln(e.stdout, msg)
+	return nil
 }
 
 func adminList(ctx context.Context, e env, args []string) error {

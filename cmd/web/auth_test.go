@@ -222,16 +222,14 @@ func TestRegistrationClosed(t *testing.T) {
 		t.Fatalf("the log has %d events, want 0", n)
 	}
 
-	// invite is refused at start (it comes with invitations), and so is
-	// anything unknown, by flag or by environment.
+	// Anything unknown stops the start, by flag or by environment.
 	for _, tc := range []struct {
 		args []string
 		env  string
 		want string
 	}{
-		{[]string{"--registration", "invite"}, "", "not available yet"},
-		{nil, "invite", "not available yet"},
-		{[]string{"--registration", "maybe"}, "", "use open or closed"},
+		{[]string{"--registration", "maybe"}, "", "use open, invite or closed"},
+		{nil, "maybe", "use open, invite or closed"},
 	} {
 		var errb strings.Builder
 		args := append([]string{"serve", "--db", t.TempDir() + "/b.db", "--addr", "127.0.0.1:0"}, tc.args...)

@@ -22,14 +22,14 @@ func TestBrokenBraidShown(t *testing.T) {
 	}
 	s.stop()
 	cp := tampered(t, s.DB, func(db *sql.DB) {
-		mustExec(t, db, `UPDATE events SET data = replace(data, 'Export', 'Exp0rt') WHERE position = 2`)
+		mustExec(t, db, `UPDATE events SET data = replace(data, 'Export', 'Exp0rt') WHERE position = 3`)
 	})
 	s2 := startServer(t, "--db", cp)
 	ada = newBrowser(t, s2.URL)
 	if a := ada.post("/login", ada.form("/login", "", url.Values{"username": {"ada"}, "password": {"correct horse"}})); a.status != 303 {
 		t.Fatalf("sign in: %d\n%s", a.status, a.body)
 	}
-	const footer = `<p class="braid-broken" role="alert"><strong>Braid broken at position 2</strong> — see <a href="/verify">/verify</a>`
+	const footer = `<p class="braid-broken" role="alert"><strong>Braid broken at position 3</strong> — see <a href="/verify">/verify</a>`
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		a := ada.get("/tickets")
@@ -45,7 +45,7 @@ func TestBrokenBraidShown(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	a := ada.get("/verify")
-	for _, want := range []string{`<div class="alert-broken" role="alert"><h2>The braid is broken at position 2</h2><p>hash mismatch`, footer} {
+	for _, want := range []string{`<div class="alert-broken" role="alert"><h2>The braid is broken at position 3</h2><p>hash mismatch`, footer} {
 		if a.status != 200 || !strings.Contains(a.body, want) {
 			t.Fatalf("GET /verify: %d, want %q in:\n%s", a.status, want, a.body)
 		}
@@ -58,7 +58,7 @@ func TestBrokenBraidShown(t *testing.T) {
 		t.Fatalf("a visitor's page does not say the braid is broken:\n%s", a.body)
 	}
 	a = anon.do("GET", "/verify", nil, "Accept", "application/json")
-	if !strings.Contains(a.body, `"intact":false`) || !strings.Contains(a.body, `"position":2`) || !strings.Contains(a.body, `"current":true`) {
+	if !strings.Contains(a.body, `"intact":false`) || !strings.Contains(a.body, `"position":3`) || !strings.Contains(a.body, `"current":true`) {
 		t.Fatalf("GET /verify as JSON: %s", a.body)
 	}
 }

@@ -48,7 +48,7 @@ func startServerLogging(tb testing.TB, log io.Writer, extra ...string) *testServ
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
-	args := append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0"}, extra...)
+	args := append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0", "--registration", "open"}, extra...)
 	go func() {
 		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, log)
 		pw.Close()

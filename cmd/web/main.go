@@ -61,7 +61,7 @@ func commands() []command {
 		{"export", "write the log as JSON Lines", export},
 		{"import", "load a verified export into a new database", importCmd},
 		{"anchor", "anchor the current head with a witness", anchorCmd},
-		{"admin", "operator commands: list people, reset a password", adminCmd},
+		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},
 		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
 	}
 }

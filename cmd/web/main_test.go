@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,11 @@ func startServer(tb testing.TB, extra ...string) *testServer {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	args := append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0"}, extra...)
+	if !slices.Contains(extra, "--registration") {
+		// Tests register several people without invitations; the joining
+		// tests pass --registration "" to run under the log's own mode.
+		args = append(args, "--registration", "open")
+	}
 	logs := &capped{}
 	go func() {
 		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, logs)

@@ -76,6 +76,18 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	ada.comment(ticket, "thanks")
 	cyd.command("/inbox", "/inbox/read", nil)
 	ada.command("/inbox", "/inbox/email", url.Values{"email": {"ada@example.org"}})
+	// Joining: ada is the first person (admin); she sets the mode, invites
+	// dan as an admin, withdraws another invitation, takes bob's role back.
+	ada.command("/admin", "/admin/registration", url.Values{"mode": {"invite"}})
+	newBrowser(t, s.URL).from("127.0.0.51").join(ada.invite("admin"), "dan")
+	ada.invite("member")
+	evs := eventsAfter(t, path, 0)
+	ada.command("/admin", "/admin/invitations/"+evs[len(evs)-1].Data["invitation"].(string)+"/revoke", nil)
+	ada.command("/admin", "/admin/roles", url.Values{"person": {"bob"}, "action": {"grant"}})
+	ada.command("/admin", "/admin/roles", url.Values{"person": {"bob"}, "action": {"revoke"}})
+	if got := typesOf(eventsAfter(t, path, len(evs))); got != "invitation_revoked role_granted role_revoked" {
+		t.Fatalf("the admin's commands appended %q", got)
+	}
 	if code := s.stop(); code != 0 {
 		t.Fatalf("server exit %d", code)
 	}
@@ -93,7 +105,7 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	t.Logf("seed %d (BRAID_SEED=%d to replay)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	sum, err := tickettest.Run(ctx, rng, tickets.NewService(a.writer, a.reg, a.types.tickets),
-		&auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Cost: 4},
+		&auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Cost: 4, Override: auth.RegistrationOpen},
 		tickettest.Config{Commands: 1500, Notify: &notify.Service{Writer: a.writer, Types: a.types.notify}})
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
@@ -142,7 +154,7 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	// And the command itself, as a user runs it, says what it did.
 	a.Close()
 	var out strings.Builder
-	if code := run(ctx, []string{"replay", "--db", path}, func(string) string { return "" }, nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "projections: users, tickets, comments, ticket_search") {
+	if code := run(ctx, []string{"replay", "--db", path}, func(string) string { return "" }, nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "projections: users, roles, site_settings, invitations, tickets, comments, ticket_search") {
 		t.Fatalf("web replay: exit %d, output %q", code, out.String())
 	}
 }

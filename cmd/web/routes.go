@@ -67,6 +67,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// capability; the request log never shows it).
 	p.GET("/reset/:token", people.ShowReset)
 	p.POST("/reset/:token", people.DoReset)
+	// An invitation link an admin made: registers whatever the mode, once.
+	p.GET("/join/:token", people.ShowJoin)
+	p.POST("/join/:token", people.DoJoin)
 
 	// The braid, checked in the background; public so anyone can compare
 	// the head with a receipt.
@@ -81,6 +84,14 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/account/name", people.Rename)
 	u.POST("/account/password", people.ChangePassword)
 	u.POST("/account/sessions", people.SignOutOthers)
+
+	// Site administration: admins only (403 for everyone else, checked
+	// again inside each command).
+	u.GET("/admin", people.Admin)
+	u.POST("/admin/invitations", people.CreateInvitation)
+	u.POST("/admin/invitations/:id/revoke", people.RevokeInvitation)
+	u.POST("/admin/registration", people.SetRegistration)
+	u.POST("/admin/roles", people.SetRole)
 
 	// Tickets.
 	u.GET("/tickets", tix.List)
@@ -268,10 +279,7 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, HandleError: true,
 		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/static/") },
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			path := v.URIPath
-			if strings.HasPrefix(path, "/reset/") {
-				path = "/reset/…" // the token is a secret
-			}
+			path := web.LogPath(v.URIPath)
 			log.Info("request", slog.String("method", v.Method), slog.String("path", path),
 				slog.Int("status", v.Status), slog.Duration("took", v.Latency.Round(time.Microsecond)))
 			return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,12 +21,12 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
 	wf := addWitnessFlags(fs)
-	registration := fs.String("registration", cmp.Or(e.getenv("BRAID_REGISTRATION"), "open"), "who may register: open or closed (env BRAID_REGISTRATION)")
+	registration := fs.String("registration", e.getenv("BRAID_REGISTRATION"), "who may register, for this process only: open, invite or closed (env BRAID_REGISTRATION; default: the mode the log holds, set on the admin page or by web admin set-registration; invite once the site has its first person)")
 	mf := addMailFlags(fs, e.getenv)
 	var proxies cidrList
 	kf := addLogKeyFlags(fs, e, dbPath)
@@ -100,6 +99,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
 	w.Private = notify.Private
+	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 
@@ -146,17 +146,18 @@ func serve(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// registrationMode reads --registration: open or closed. Invitations
-// come later; asking for them now stops the start, rather than running a
-// site more open or more closed than meant.
+// registrationMode reads --registration: open, invite or closed, or ""
+// for the mode the log holds. It overrides the log for this process only
+// (demos and tests) and writes nothing.
 func registrationMode(s string) (auth.RegistrationMode, error) {
-	switch m := auth.RegistrationMode(s); m {
-	case auth.RegistrationOpen, auth.RegistrationClosed:
-		return m, nil
-	case "invite":
-		return "", fail(exitFailed, "--registration invite is not available yet: use open or closed")
+	if s == "" {
+		return "", nil
 	}
-	return "", fail(exitFailed, "--registration %q: use open or closed", s)
+	m, err := auth.ParseMode(s)
+	if err != nil {
+		return "", fail(exitFailed, "--registration %q: use open, invite or closed", s)
+	}
+	return m, nil
 }
 
 func defaultAddr(getenv func(string) string) string {
@@ -180,7 +181,7 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	w.Names = func(ctx context.Context, ids []string) (map[string]string, error) {
 		return auth.Names(ctx, a.db.Read, ids)
 	}
-	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now},
+	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now, Override: registration},
 		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets),
 		Watching: func(ctx context.Context, ticket int64, user string) (bool, error) {

@@ -33,15 +33,15 @@ func TestVerifyPageInBrowser(t *testing.T) {
 			p.screenshot(name + "-" + map[int64]string{1280: "desktop", 390: "phone"}[w])
 		}
 	}
-	look(s.URL, "verify-intact", "Intact: 3 events")
+	look(s.URL, "verify-intact", "Intact: 4 events")
 
 	s.stop()
 	cp := tampered(t, s.DB, func(db *sql.DB) {
-		mustExec(t, db, `UPDATE events SET data = replace(data, 'Export', 'Exp0rt') WHERE position = 2`)
+		mustExec(t, db, `UPDATE events SET data = replace(data, 'Export', 'Exp0rt') WHERE position = 3`)
 	})
 	s2 := startServer(t, "--db", cp)
-	look(s2.URL, "verify-broken", "The braid is broken at position 2")
+	look(s2.URL, "verify-broken", "The braid is broken at position 3")
 	p := &person{tb: t, ctx: newChromium(t), base: s2.URL, shot: shots}
 	p.visit("/login")
-	p.waitFor("the footer's notice", `document.querySelector("footer").innerText.includes("Braid broken at position 2")`)
+	p.waitFor("the footer's notice", `document.querySelector("footer").innerText.includes("Braid broken at position 3")`)
 }

@@ -6,6 +6,7 @@ package auth
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -30,6 +31,14 @@ type Types struct {
 	DisplayNameChanged events.Type[DisplayNameChanged]
 	PasswordChanged    events.Type[PasswordChanged]
 	PasswordReset      events.Type[PasswordReset]
+
+	// Joining (joining.go).
+	RoleGranted       events.Type[RoleGranted]
+	RoleRevoked       events.Type[RoleRevoked]
+	ModeSet           events.Type[RegistrationModeSet]
+	InvitationCreated events.Type[InvitationCreated]
+	InvitationUsed    events.Type[InvitationUsed]
+	InvitationRevoked events.Type[InvitationRevoked]
 }
 
 // Register adds the people's event types and the users projection to reg.
@@ -50,6 +59,7 @@ func Register(reg *events.Registry) Types {
 		_, err := q.ExecContext(ctx, `UPDATE users SET display_name = ? WHERE id = ?`, d.DisplayName, e.AggregateID)
 		return err
 	})
+	registerJoining(reg, &t)
 	return t
 }
 
@@ -58,6 +68,9 @@ var usernameRE = regexp.MustCompile(`^[a-z0-9_-]{3,32}$`)
 // Registration is what the register form sends.
 type Registration struct {
 	Username, DisplayName, Password, Confirmation string
+	// Invitation is the secret of the invitation link registered through,
+	// or "" for registration without one (which the mode must allow).
+	Invitation string
 }
 
 // Validate checks the form, naming each field at fault.
@@ -91,6 +104,9 @@ type Service struct {
 	Types  Types
 	Cost   int              // bcrypt cost; 0 means bcrypt.DefaultCost
 	Now    func() time.Time // the clock for reset links; nil means time.Now
+	// Override is the registration mode serve --registration set for this
+	// process, or "" for the one the log holds.
+	Override RegistrationMode
 }
 
 // SignUp registers a user: the event goes to the log, the password hash to
@@ -115,12 +131,27 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 	if err != nil {
 		return "", false, fmt.Errorf("hash password: %w", err)
 	}
+	fp := events.Fingerprint("register", r.Username, r.DisplayName)
+	if r.Invitation != "" {
+		fp = events.Fingerprint("register", r.Username, r.DisplayName, base64.RawURLEncoding.EncodeToString(tokenHash(r.Invitation)))
+	}
 	res, err := s.Writer.Do(ctx, events.Command{
 		ID:    commandID,
 		Actor: r.Username,
-		// Never the password: the fingerprint is kept beside the log.
-		Fingerprint: events.Fingerprint("register", r.Username, r.DisplayName),
+		// Never the password nor an invitation's secret: the fingerprint
+		// is kept beside the log.
+		Fingerprint: fp,
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			var inv Invitation
+			first := false
+			var err error
+			if r.Invitation != "" {
+				if inv, err = findInvitation(ctx, tx.Q(), r.Invitation, tx.Now()); err != nil {
+					return nil, err
+				}
+			} else if first, err = admitted(ctx, tx.Q(), s.Override); err != nil {
+				return nil, err
+			}
 			v, _, err := tx.Last(ctx, "user", r.Username)
 			if err != nil {
 				return nil, err
@@ -128,8 +159,27 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 			if v > 0 {
 				return nil, errs.Field("username", "The username %s is taken; choose another.", r.Username)
 			}
-			return []events.Change{{AggregateType: "user", AggregateID: r.Username, Expect: 0,
-				Events: []events.Pending{s.Types.Registered.New(Registered{Username: r.Username, DisplayName: r.DisplayName})}}}, nil
+			user := []events.Pending{s.Types.Registered.New(Registered{Username: r.Username, DisplayName: r.DisplayName})}
+			switch {
+			case first:
+				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: r.Username, Role: RoleAdmin, By: System, Reason: "first_person"}))
+			case inv.Role == RoleAdmin:
+				var by string
+				if err := tx.Q().QueryRowContext(ctx, `SELECT created_by FROM invitations WHERE id = ?`, inv.ID).Scan(&by); err != nil {
+					return nil, fmt.Errorf("read invitation: %w", err)
+				}
+				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: r.Username, Role: RoleAdmin, By: by, Reason: "invitation"}))
+			}
+			changes := []events.Change{{AggregateType: "user", AggregateID: r.Username, Expect: 0, Events: user}}
+			if inv.ID != "" {
+				iv, _, err := tx.Last(ctx, InvitationAggregate, inv.ID)
+				if err != nil {
+					return nil, err
+				}
+				changes = append(changes, events.Change{AggregateType: InvitationAggregate, AggregateID: inv.ID, Expect: iv,
+					Events: []events.Pending{s.Types.InvitationUsed.New(InvitationUsed{Invitation: inv.ID, Person: r.Username})}})
+			}
+			return changes, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
 			_, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)`, r.Username, hash)

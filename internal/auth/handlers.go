@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/errs"
@@ -25,7 +26,8 @@ type Handlers struct {
 	Env     *web.Env
 	Service *Service
 	Limiter *Limiter
-	// Registration says who may register (serve --registration).
+	// Registration overrides the site's registration mode for this
+	// process (serve --registration), or "" for the one the log holds.
 	Registration RegistrationMode
 	// Describe puts other features' events in plain words on profiles.
 	Describe Describer
@@ -42,13 +44,41 @@ const (
 
 const registrationClosed = "Registration is closed on this site: ask the person who runs it for an account."
 
+// refusal says why registration without an invitation is refused now, or
+// "" when it is not.
+func (h *Handlers) refusal(ctx context.Context) (string, error) {
+	mode, err := EffectiveMode(ctx, h.Env.DB.Read, h.Registration)
+	if err != nil {
+		return "", err
+	}
+	switch mode {
+	case RegistrationClosed:
+		return registrationClosed, nil
+	case RegistrationInvite:
+		n, err := countPeople(ctx, h.Env.DB.Read)
+		if err != nil || n == 0 { // the first person may always register
+			return "", err
+		}
+		return registrationInvite, nil
+	}
+	return "", nil
+}
+
 // ShowRegister draws the registration form.
 func (h *Handlers) ShowRegister(c echo.Context) error {
-	if h.Registration == RegistrationClosed {
+	msg, err := h.refusal(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if msg != "" {
 		if web.WantsJSON(c) {
-			return errs.E(errs.Forbidden, registrationClosed)
+			return errs.E(errs.Forbidden, "%s", msg)
 		}
-		return web.Render(c, http.StatusOK, templates.Message(h.Env.Page(c, "Registration is closed", "register"), "Registration is closed", registrationClosed))
+		heading := "Registration is closed"
+		if msg == registrationInvite {
+			heading = "Registration is by invitation"
+		}
+		return web.Render(c, http.StatusOK, templates.Message(h.Env.Page(c, heading, "register"), heading, msg))
 	}
 	f := templates.Form{CommandID: events.NewID()}
 	if web.WantsJSON(c) {
@@ -59,21 +89,63 @@ func (h *Handlers) ShowRegister(c echo.Context) error {
 
 // DoRegister registers and signs in.
 func (h *Handlers) DoRegister(c echo.Context) error {
-	if h.Registration == RegistrationClosed {
-		return errs.E(errs.Forbidden, registrationClosed)
+	// A quick answer before the limiter and bcrypt; the writer decides
+	// again, in the transaction that registers.
+	msg, err := h.refusal(c.Request().Context())
+	if err != nil {
+		return err
 	}
+	if msg != "" {
+		return errs.E(errs.Forbidden, "%s", msg)
+	}
+	return h.register(c, "", func(f templates.Form) templ.Component {
+		return templates.Register(h.Env.Page(c, "Register", "register"), f)
+	})
+}
+
+// ShowJoin draws the registration form of an invitation link: 404 when
+// the link was used, revoked, has expired or never existed.
+func (h *Handlers) ShowJoin(c echo.Context) error {
+	token := c.Param("token")
+	inv, err := h.Service.CheckInvitation(c.Request().Context(), token)
+	if err != nil {
+		return err
+	}
+	f := templates.Form{CommandID: events.NewID()}
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, "/join/"+token, f)
+	}
+	return web.Render(c, http.StatusOK, templates.Join(h.Env.Page(c, "Join", "register"), f, token, inv.Role))
+}
+
+// DoJoin registers through an invitation link and spends it, in one
+// command, whatever the registration mode.
+func (h *Handlers) DoJoin(c echo.Context) error {
+	token := c.Param("token")
+	inv, err := h.Service.CheckInvitation(c.Request().Context(), token)
+	if err != nil {
+		return err
+	}
+	return h.register(c, token, func(f templates.Form) templ.Component {
+		return templates.Join(h.Env.Page(c, "Join", "register"), f, token, inv.Role)
+	})
+}
+
+// register signs up from the form, through the invitation whose secret is
+// token if any, and signs in.
+func (h *Handlers) register(c echo.Context, token string, page func(templates.Form) templ.Component) error {
 	// Every attempt counts, taken before the password is hashed.
 	if _, wait, ok := h.Limiter.Reserve(registerLimits(c.RealIP())...); !ok {
 		f := web.Form(c, "username", "display_name")
 		f.Message = fmt.Sprintf("Too many registrations from your address. Try again in %s.", wait.Round(time.Second))
 		retryAfter(c, wait)
-		return web.Render(c, http.StatusTooManyRequests, templates.Register(h.Env.Page(c, "Register", "register"), f))
+		return web.Render(c, http.StatusTooManyRequests, page(f))
 	}
 	ctx := c.Request().Context()
 	f := web.Form(c, "username", "display_name")
 	f.CommandID = c.FormValue("command_id")
 	r := Registration{Username: strings.TrimSpace(c.FormValue("username")), DisplayName: strings.TrimSpace(c.FormValue("display_name")),
-		Password: c.FormValue("password"), Confirmation: c.FormValue("password_confirmation")}
+		Password: c.FormValue("password"), Confirmation: c.FormValue("password_confirmation"), Invitation: token}
 	id, repeated, err := h.Service.SignUp(ctx, r, f.CommandID)
 	if err == nil && repeated {
 		// The same registration sent again (a double click, a retry): sign
@@ -93,12 +165,20 @@ func (h *Handlers) DoRegister(c echo.Context) error {
 			return err
 		}
 		f.CommandID = events.NewID()
-		return web.Render(c, web.Status(errs.Code(err)), templates.Register(h.Env.Page(c, "Register", "register"), web.WithError(f, err)))
+		return web.Render(c, web.Status(errs.Code(err)), page(web.WithError(f, err)))
 	}
 	if err := h.signIn(c, id); err != nil {
 		return err
 	}
-	h.Env.Flash(c, fmt.Sprintf("Welcome, %s. Your registration is event %s in the log.", id, "user/"+id))
+	msg := fmt.Sprintf("Welcome, %s. Your registration is event %s in the log.", id, "user/"+id)
+	if admin, err := IsAdmin(ctx, h.Env.DB.Read, id); err != nil {
+		return err
+	} else if admin && token == "" {
+		msg += " You are the site's first person, so you are its admin. The admin page (/admin) invites others."
+	} else if admin {
+		msg += " Your invitation made you a site admin."
+	}
+	h.Env.Flash(c, msg)
 	return web.Redirect(c, "/tickets")
 }
 

@@ -19,10 +19,16 @@ const activitySize = 20
 
 // words says what each of the people's own events did.
 var words = map[string]string{
-	"user_registered":      "registered",
-	"display_name_changed": "changed their display name",
-	"password_changed":     "changed their password",
-	"password_reset":       "had their password reset by an operator's link",
+	"user_registered":       "registered",
+	"display_name_changed":  "changed their display name",
+	"password_changed":      "changed their password",
+	"password_reset":        "had their password reset by an operator's link",
+	"role_granted":          "site admin role granted",
+	"role_revoked":          "site admin role revoked",
+	"registration_mode_set": "set the site's registration mode",
+	"invitation_created":    "created an invitation",
+	"invitation_used":       "joined through an invitation",
+	"invitation_revoked":    "revoked an invitation",
 }
 
 // Describer puts events of other features in plain words, keyed by

@@ -53,7 +53,7 @@ func newTestLog(tb testing.TB, path string) *testLog {
 		db.Close()
 	})
 	return &testLog{db: db, reg: reg, types: tt, tix: tickets.NewService(w, reg, tt),
-		people: &auth.Service{DB: db, Writer: w, Types: ut, Cost: bcrypt.MinCost}}
+		people: &auth.Service{DB: db, Writer: w, Types: ut, Cost: bcrypt.MinCost, Override: auth.RegistrationOpen}}
 }
 
 // testSeed is $BRAID_SEED when set, else a fresh one; it is printed when

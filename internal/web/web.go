@@ -38,6 +38,9 @@ type Env struct {
 	// Unread counts a person's unread notifications for the header
 	// (internal/notify); nil shows no count.
 	Unread func(ctx context.Context, user string) (int, error)
+	// IsAdmin says whether a person is a site admin (internal/auth), for
+	// the header's Admin link.
+	IsAdmin func(ctx context.Context, user string) (bool, error)
 	// Private says whether events of a type hold personal data that only
 	// their actor may read on the activity pages (an email address); the
 	// others see the event without its payload. Nil: none.
@@ -120,6 +123,9 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 		p.User, p.UserName = u.ID, u.DisplayName
 		if env.Unread != nil {
 			p.Unread, _ = env.Unread(ctx, u.ID) // a count that cannot be read is not worth failing the page
+		}
+		if env.IsAdmin != nil {
+			p.Admin, _ = env.IsAdmin(ctx, u.ID) // only a link: /admin checks again
 		}
 	}
 	if env.Sessions != nil && hasSession(ctx) {
@@ -219,7 +225,7 @@ func (env *Env) ErrorHandler(err error, c echo.Context) {
 	}
 	if status >= 500 && errs.Code(err) != errs.Unavailable { // unavailable says what is wrong; the writer logged it
 		env.Log.Error("request failed", slog.String("method", c.Request().Method),
-			slog.String("path", c.Request().URL.Path), slog.Any("err", err))
+			slog.String("path", LogPath(c.Request().URL.Path)), slog.Any("err", err))
 		msg = errs.Message(errs.E(errs.Internal, ""))
 	}
 	if WantsJSON(c) {
@@ -231,4 +237,15 @@ func (env *Env) ErrorHandler(err error, c echo.Context) {
 		heading = http.StatusText(status)
 	}
 	Render(c, status, templates.Message(env.Page(c, heading, ""), heading, msg))
+}
+
+// LogPath is a request's path as a log line may show it: the secret of a
+// reset or invitation link is cut off.
+func LogPath(path string) string {
+	for _, p := range []string{"/reset/", "/join/"} {
+		if strings.HasPrefix(path, p) {
+			return p + "…"
+		}
+	}
+	return path
 }

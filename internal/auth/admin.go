@@ -1,0 +1,209 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"braid/internal/errs"
+	"braid/internal/events"
+	"braid/internal/web"
+	"braid/templates"
+)
+
+// The admin page: people and their roles, invitations, the registration
+// mode. Every handler checks the role here, before reading the form, and
+// every command checks it again inside the writer's transaction.
+
+// requireAdminHTTP answers 403 to anyone signed in who is not an admin.
+func (h *Handlers) requireAdminHTTP(c echo.Context) (string, error) {
+	who := me(c)
+	ok, err := IsAdmin(c.Request().Context(), h.Env.DB.Read, who)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errs.E(errs.Forbidden, "Only a site admin may see or use the admin page.")
+	}
+	return who, nil
+}
+
+// Admin shows the admin page.
+func (h *Handlers) Admin(c echo.Context) error {
+	if _, err := h.requireAdminHTTP(c); err != nil {
+		return err
+	}
+	return h.admin(c, http.StatusOK, nil)
+}
+
+func (h *Handlers) admin(c echo.Context, status int, set func(v *templates.AdminView)) error {
+	ctx := c.Request().Context()
+	v, err := h.adminView(ctx)
+	if err != nil {
+		return err
+	}
+	v.Me = me(c)
+	if set != nil {
+		set(&v)
+	}
+	return web.Render(c, status, templates.Admin(h.Env.Page(c, "Administration", "admin"), v))
+}
+
+func (h *Handlers) adminView(ctx context.Context) (templates.AdminView, error) {
+	q := h.Env.DB.Read
+	v := templates.AdminView{
+		Invite:   templates.Form{CommandID: events.NewID(), Values: map[string]string{"role": "member", "expires_in": "72"}},
+		ModeForm: templates.Form{CommandID: events.NewID()},
+	}
+	people, err := All(ctx, q)
+	if err != nil {
+		return v, err
+	}
+	roles, err := Roles(ctx, q)
+	if err != nil {
+		return v, err
+	}
+	invs, err := Invitations(ctx, q)
+	if err != nil {
+		return v, err
+	}
+	stored, err := StoredMode(ctx, q)
+	if err != nil {
+		return v, err
+	}
+	mode, err := EffectiveMode(ctx, q, h.Registration)
+	if err != nil {
+		return v, err
+	}
+	ids := []string{stored.SetBy}
+	for _, i := range invs {
+		ids = append(ids, i.CreatedBy, i.ClosedBy)
+	}
+	names, err := Names(ctx, q, ids)
+	if err != nil {
+		return v, err
+	}
+	who := func(id string) templates.Person { return templates.Person{Username: id, Name: names[id]} }
+	for _, p := range people {
+		admin := false
+		for _, r := range roles[p.ID] {
+			admin = admin || r == RoleAdmin
+		}
+		if admin {
+			v.Admins++
+		}
+		v.People = append(v.People, templates.AdminPerson{Who: templates.Person{Username: p.ID, Name: p.DisplayName},
+			RegisteredAt: p.RegisteredAt, Admin: admin, CommandID: events.NewID()})
+	}
+	now := time.Now()
+	for _, i := range invs {
+		status := i.State
+		if status == "pending" && i.Expired(now) {
+			status = "expired"
+		}
+		v.Invitations = append(v.Invitations, templates.AdminInvitation{ID: i.ID, Role: i.Role, Note: i.Note,
+			CreatedBy: who(i.CreatedBy), CreatedAt: i.CreatedAt, ExpiresAt: i.ExpiresAt, Status: status, ClosedBy: who(i.ClosedBy), CommandID: events.NewID()})
+	}
+	v.Mode, v.Stored, v.StoredBy, v.Override = string(mode), string(stored.Mode), who(stored.SetBy), h.Registration != ""
+	return v, nil
+}
+
+// CreateInvitation makes an invitation link and shows it once, on the
+// page this POST answers (201): the secret is never put in the session,
+// a flash or a redirect.
+func (h *Handlers) CreateInvitation(c echo.Context) error {
+	who, err := h.requireAdminHTTP(c)
+	if err != nil {
+		return err
+	}
+	f := web.Form(c, "role", "expires_in", "note")
+	hours, perr := strconv.Atoi(strings.TrimSpace(c.FormValue("expires_in")))
+	if perr != nil {
+		hours = 0 // refused below, beside the field
+	}
+	inv, err := h.Service.CreateInvitation(c.Request().Context(), who,
+		Invite{Role: c.FormValue("role"), Note: c.FormValue("note"), ExpiresIn: hours}, c.FormValue("command_id"))
+	if err != nil {
+		if errs.Code(err) != errs.Invalid {
+			return err
+		}
+		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Invite = web.WithError(f, err) })
+	}
+	return h.admin(c, http.StatusCreated, func(v *templates.AdminView) {
+		v.NewID, v.Repeated = inv.ID, inv.Repeated
+		if inv.Token != "" {
+			v.NewLink = c.Scheme() + "://" + c.Request().Host + "/join/" + inv.Token
+		}
+	})
+}
+
+// RevokeInvitation withdraws a pending invitation.
+func (h *Handlers) RevokeInvitation(c echo.Context) error {
+	who, err := h.requireAdminHTTP(c)
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if err := h.Service.RevokeInvitation(c.Request().Context(), who, id, c.FormValue("command_id")); err != nil {
+		return err
+	}
+	h.Env.Flash(c, fmt.Sprintf("Invitation %s was revoked: its link no longer works.", id))
+	return web.Redirect(c, "/admin")
+}
+
+// SetRegistration sets the site's registration mode.
+func (h *Handlers) SetRegistration(c echo.Context) error {
+	who, err := h.requireAdminHTTP(c)
+	if err != nil {
+		return err
+	}
+	mode, err := ParseMode(c.FormValue("mode"))
+	if err == nil {
+		err = h.Service.SetMode(c.Request().Context(), who, mode, c.FormValue("command_id"))
+	}
+	if err != nil {
+		if errs.Code(err) != errs.Invalid {
+			return err
+		}
+		f := web.Form(c, "mode")
+		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.ModeForm = web.WithError(f, err) })
+	}
+	msg := fmt.Sprintf("Registration is now %s.", mode)
+	if h.Registration != "" {
+		msg += fmt.Sprintf(" This process runs with serve --registration %s, which applies until it restarts.", h.Registration)
+	}
+	h.Env.Flash(c, msg)
+	return web.Redirect(c, "/admin")
+}
+
+// SetRole grants or revokes the admin role (field action: grant or revoke).
+func (h *Handlers) SetRole(c echo.Context) error {
+	who, err := h.requireAdminHTTP(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	person := strings.TrimSpace(c.FormValue("person"))
+	switch c.FormValue("action") {
+	case "grant":
+		err = h.Service.Grant(ctx, who, person, c.FormValue("command_id"))
+	case "revoke":
+		err = h.Service.Revoke(ctx, who, person, c.FormValue("command_id"))
+	default:
+		err = errs.E(errs.Invalid, "action must be grant or revoke")
+	}
+	if err != nil {
+		return err
+	}
+	if c.FormValue("action") == "grant" {
+		h.Env.Flash(c, fmt.Sprintf("%s is now a site admin.", person))
+	} else {
+		h.Env.Flash(c, fmt.Sprintf("%s is no longer a site admin.", person))
+	}
+	return web.Redirect(c, "/admin")
+}
