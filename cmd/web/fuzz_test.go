@@ -627,3 +627,44 @@ func FuzzInboxRead(f *testing.F) {
 		h.command(t, "/inbox", "/inbox/read", fields, chunked, false)
 	})
 }
+
+// The admin forms: the fixture is the site's first person, so its admin.
+
+func FuzzAdminInvitation(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{"member", "24", s, events.NewID(), c} })
+	for _, s := range append(nasty, "0", "169", "-1", "1e3", "99999999999999999999") {
+		f.Add("member", s, "", events.NewID(), false)
+		f.Add(s, "24", s, events.NewID(), false)
+	}
+	f.Fuzz(func(t *testing.T, role, expiresIn, note, commandID string, chunked bool) {
+		h.command(t, "/admin", "/admin/invitations", url.Values{"role": {role}, "expires_in": {expiresIn}, "note": {note}, "command_id": {commandID}}, chunked, true)
+	})
+}
+
+func FuzzAdminRegistration(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{s, events.NewID(), c} })
+	for _, s := range append(nasty, "open", "invite", "closed", "OPEN", " open") {
+		f.Add(s, events.NewID(), false)
+	}
+	f.Fuzz(func(t *testing.T, mode, commandID string, chunked bool) {
+		// Setting the mode it already has appends nothing.
+		h.command(t, "/admin", "/admin/registration", url.Values{"mode": {mode}, "command_id": {commandID}}, chunked, false)
+	})
+}
+
+func FuzzAdminRole(f *testing.F) {
+	h := newFuzzHarness(f)
+	addBig(f, func(s string, c bool) []any { return []any{s, "grant", events.NewID(), c} })
+	for _, s := range append(nasty, "other", fixtureUser, "nobody", "") {
+		f.Add(s, "grant", events.NewID(), false)
+		f.Add(s, "revoke", events.NewID(), false)
+		f.Add("other", s, events.NewID(), false)
+	}
+	f.Fuzz(func(t *testing.T, person, action, commandID string, chunked bool) {
+		// Granting a role held already, or refusing to revoke the last
+		// admin, appends nothing.
+		h.command(t, "/admin", "/admin/roles", url.Values{"person": {person}, "action": {action}, "command_id": {commandID}}, chunked, false)
+	})
+}
