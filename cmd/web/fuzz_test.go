@@ -663,6 +663,12 @@ func FuzzAdminRole(f *testing.F) {
 		f.Add("other", s, events.NewID(), false)
 	}
 	f.Fuzz(func(t *testing.T, person, action, commandID string, chunked bool) {
+		if strings.TrimSpace(person) == fixtureUser && action == "revoke" {
+			// Once another admin exists the fixture could revoke itself,
+			// and every later input would meet a 403 page with no form:
+			// revoking oneself is covered by TestAdminRoutesByRole.
+			t.Skip("the fixture must stay admin between inputs")
+		}
 		// Granting a role held already, or refusing to revoke the last
 		// admin, appends nothing.
 		h.command(t, "/admin", "/admin/roles", url.Values{"person": {person}, "action": {action}, "command_id": {commandID}}, chunked, false)
