@@ -13,7 +13,6 @@ import (
 	"github.com/a-h/templ"
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"braid/internal/errs"
 	"braid/internal/events"
@@ -218,9 +217,6 @@ func (env *Env) ErrorHandler(err error, c echo.Context) {
 		msg = http.StatusText(he.Code)
 		if m, ok := he.Message.(string); ok && status < 500 {
 			msg = m
-		}
-		if errors.Is(err, middleware.ErrCSRFInvalid) || strings.Contains(strings.ToLower(msg), "csrf") {
-			msg = "The form's security token was missing or out of date. Go back, reload the page and try again."
 		}
 	}
 	if status >= 500 && errs.Code(err) != errs.Unavailable { // unavailable says what is wrong; the writer logged it
