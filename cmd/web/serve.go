@@ -26,6 +26,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
 	wf := addWitnessFlags(fs)
+	deepEvery := fs.Duration("deep-verify-every", 0, "rebuild the projections from the log in scratch files and compare them with the live tables this often, e.g. 24h; /verify shows the last result (0: never; the default; `web verify --deep` runs one by hand)")
 	registration := fs.String("registration", e.getenv("BRAID_REGISTRATION"), "who may register, for this process only: open, invite or closed (env BRAID_REGISTRATION; default: the mode the log holds, set on the admin page or by web admin set-registration; invite once the site has its first person)")
 	mf := addMailFlags(fs, e.getenv)
 	var proxies cidrList
@@ -85,6 +86,12 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer stopSigner()
+	if *deepEvery > 0 {
+		dctx, stopDeep := context.WithCancel(ctx)
+		deepDone := make(chan struct{})
+		go func() { defer close(deepDone); runDeepVerify(dctx, a, *deepEvery, log) }()
+		defer func() { stopDeep(); <-deepDone }()
+	}
 
 	sessions := auth.NewSessions(a.db, *secure)
 

@@ -17,17 +17,21 @@ import (
 )
 
 func verify(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "verify", "verify [--db PATH | --file EXPORT | --bundle PROOF [--vkey KEY]] [--json]")
+	fs, dbPath := newFlags(e, "verify", "verify [--db PATH [--deep] | --file EXPORT | --bundle PROOF [--vkey KEY] [--cosigned-by WITNESS-VKEY]...] [--json]")
 	file := fs.String("file", "", "check this export (JSON Lines) instead of the database; no database needed")
 	bundle := fs.String("bundle", "", "check this proof bundle (GET /tickets/{id}/proof) offline instead of the database")
 	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	deep := fs.Bool("deep", false, "also rebuild every projection from the log into scratch files and compare them row by row with the live tables (takes as long as a replay; writes only a record of the check)")
+	deepTmp := fs.String("deep-tmp", "", "with --deep: directory for the scratch files (default the system's temporary directory)")
+	var witnesses stringsFlag
+	fs.Var(&witnesses, "cosigned-by", "with --bundle: a witness's verifier key (cosignature/v1); the bundle's checkpoint must carry a valid cosignature by each one given (repeatable)")
 	wf := addWitnessFlags(fs) // --tsa-roots and --rpc-url check receipts
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *bundle != "" {
-		return verifyBundle(e, *bundle, *vkey, *asJSON)
+		return verifyBundle(e, *bundle, *vkey, witnesses, *asJSON)
 	}
 	unavailable := false
 	var rep web.VerifyReport
@@ -72,6 +76,24 @@ func verify(ctx context.Context, e env, args []string) error {
 			return fail(exitFailed, "%v", err)
 		}
 		what = *dbPath
+		if *deep && rep.Intact {
+			d, recorded, err := deepVerify(ctx, db, *deepTmp)
+			if err != nil {
+				return fail(exitFailed, "deep verify: %v", err)
+			}
+			rep.Deep = &web.DeepCheck{DeepReport: d}
+			if !recorded {
+				rep.Deep.Note = "not recorded: this database has no deep_checks table yet (start `web serve` once)"
+			}
+			if !d.OK {
+				rep.Intact = false
+				pos := d.Head
+				if d.Broken != nil {
+					pos = d.Broken.Position
+				}
+				rep.Failure = &events.Failure{Position: pos, Reason: d.Problem()}
+			}
+		}
 	}
 
 	if *asJSON {
@@ -100,6 +122,12 @@ func verify(ctx context.Context, e env, args []string) error {
 			}
 			fmt.Fprintf(e.stdout, "anchor #%d at position %d (witness %s, %s): %s\n", a.ID, a.Position, a.Witness, a.AnchoredAt, state)
 		}
+		if rep.Deep != nil {
+			fmt.Fprintln(e.stdout, deepLine(rep.Deep.DeepReport))
+			if rep.Deep.Note != "" {
+				fmt.Fprintln(e.stdout, rep.Deep.Note)
+			}
+		}
 		if rep.Note != "" {
 			fmt.Fprintln(e.stdout, rep.Note)
 		}
@@ -124,7 +152,7 @@ func verdict(r web.VerifyReport) string {
 // verifyBundle checks a proof bundle offline: exit 0 when every event is
 // in the signed tree, 1 when the bundle is refused, 2 when it cannot be
 // read.
-func verifyBundle(e env, path, vkey string, asJSON bool) error {
+func verifyBundle(e env, path, vkey string, witnessKeys []string, asJSON bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fail(exitFailed, "%v", err)
@@ -143,7 +171,15 @@ func verifyBundle(e env, path, vkey string, asJSON bool) error {
 	if err != nil {
 		return fail(exitFailed, "verifier key %q: %v", vkey, err)
 	}
-	c, err := tlog.VerifyBundle(data, v)
+	var witnesses []note.Verifier
+	for _, k := range witnessKeys {
+		w, err := tlog.NewCosignatureVerifier(k)
+		if err != nil {
+			return fail(exitFailed, "--cosigned-by: %v", err)
+		}
+		witnesses = append(witnesses, w)
+	}
+	c, err := tlog.VerifyBundle(data, v, witnesses...)
 	if err != nil {
 		return fail(exitFailed, "%s: %v", path, err)
 	}
@@ -153,7 +189,7 @@ func verifyBundle(e env, path, vkey string, asJSON bool) error {
 	}
 	if asJSON {
 		out := map[string]any{"ok": c.OK, "origin": c.Origin, "size": c.Size, "root": base64.StdEncoding.EncodeToString(c.Root[:]),
-			"events": c.Events, "problem": c.Problem, "position": c.Position, "key_pinned": pinned, "note": msg}
+			"events": c.Events, "problem": c.Problem, "cosigned_by": c.Cosigned, "position": c.Position, "key_pinned": pinned, "note": msg}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(out); err != nil {
@@ -161,6 +197,9 @@ func verifyBundle(e env, path, vkey string, asJSON bool) error {
 		}
 	} else if c.OK {
 		fmt.Fprintf(e.stdout, "intact: %d events, each in the tree of %s at size %d (root %s)\n", c.Events, c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+		if len(c.Cosigned) > 0 {
+			fmt.Fprintf(e.stdout, "cosigned by %s\n", strings.Join(c.Cosigned, ", "))
+		}
 		fmt.Fprintln(e.stdout, "inclusion only: an event of the aggregate after the last one in the bundle would not show here")
 		if msg != "" {
 			fmt.Fprintln(e.stdout, msg)

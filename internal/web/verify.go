@@ -49,6 +49,16 @@ type VerifyReport struct {
 	// Tree is the check of the transparency tree (`web verify` on a
 	// database only).
 	Tree *TreeCheck `json:"tree,omitempty"`
+	// Deep is the row-by-row check of the projections (`web verify
+	// --deep`).
+	Deep *DeepCheck `json:"deep,omitempty"`
+}
+
+// DeepCheck is what `web verify --deep` found: the projections rebuilt
+// from the log compared with the live tables.
+type DeepCheck struct {
+	events.DeepReport
+	Note string `json:"note,omitempty"`
 }
 
 // CheckpointStatus is the transparency log on /verify: its origin line,
@@ -341,6 +351,17 @@ type VerifyStatus struct {
 	Current bool `json:"current"`
 	// Checkpoint is the log's checkpoint signer and its latest checkpoint.
 	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`
+	// DeepCheck is the last recorded `web verify --deep`, when one ran.
+	DeepCheck *DeepCheckStatus `json:"deep_check,omitempty"`
+}
+
+// DeepCheckStatus is the last recorded deep check of the projections.
+type DeepCheckStatus struct {
+	RanAt   string `json:"ran_at"` // RFC 3339, UTC
+	Head    int64  `json:"head"`
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"`
+	TookMS  int64  `json:"took_ms"`
 }
 
 // ago says how long ago t was, roughly, for people.
@@ -406,6 +427,12 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 				cp.Size, cp.Root, cp.SignedAt = &latest.Size, base64.StdEncoding.EncodeToString(latest.Root[:]), latest.SignedAt.UTC().Format(time.RFC3339)
 			}
 		}
+		var deep *DeepCheckStatus
+		if d, ok, err := events.LatestDeepCheck(c.Request().Context(), env.DB.Read); err != nil {
+			return err
+		} else if ok {
+			deep = &DeepCheckStatus{RanAt: d.RanAt.UTC().Format(time.RFC3339), Head: d.Head, OK: d.OK, Problem: d.Problem, TookMS: d.Took.Milliseconds()}
+		}
 		head := run.Checked
 		if env.Writer != nil {
 			head = env.Writer.Head().Position
@@ -416,7 +443,7 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 				return c.JSON(http.StatusAccepted, map[string]any{"checking": true, "head_position": head, "current": false})
 			}
 			return c.JSON(http.StatusOK, VerifyStatus{VerifyReport: run.Report, CheckedPosition: run.Checked,
-				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current, Checkpoint: cp})
+				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current, Checkpoint: cp, DeepCheck: deep})
 		}
 		v := templates.VerifyView{Checked: ok, Running: running, HeadPosition: head, Current: current}
 		if cp != nil {
@@ -424,6 +451,11 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			if cp.Size != nil {
 				v.Log.Size = *cp.Size
 			}
+		}
+		if deep != nil {
+			at, _ := time.Parse(time.RFC3339, deep.RanAt)
+			v.Deep = &templates.VerifyDeep{OK: deep.OK, Problem: deep.Problem, Head: deep.Head, At: deep.RanAt, Ago: ago(time.Since(at)),
+				Took: (time.Duration(deep.TookMS) * time.Millisecond).String()}
 		}
 		if ok {
 			r := run.Report
