@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/note"
@@ -23,7 +24,7 @@ type Bundle struct {
 	Format        string        `json:"format"`
 	AggregateType string        `json:"aggregate_type"`
 	AggregateID   string        `json:"aggregate_id"`
-	Checkpoint    string        `json:"checkpoint"` // the signed note, as GET /checkpoint serves it
+	Checkpoint    string        `json:"checkpoint"` // the signed note, as GET /checkpoint serves it; witness cosignatures are further signature lines
 	VKey          string        `json:"vkey"`       // the log's verifier key, for convenience: pin your own
 	Events        []BundleEvent `json:"events"`
 }
@@ -73,8 +74,9 @@ type BundleCheck struct {
 	Size     int64
 	Root     Hash
 	Events   int
-	Problem  string // the first problem, naming the event
-	Position int64  // the event the problem is with, 0 when none
+	Problem  string   // the first problem, naming the event
+	Position int64    // the event the problem is with, 0 when none
+	Cosigned []string // the witnesses whose cosignature was checked
 }
 
 // VerifyBundle checks a proof bundle offline: the checkpoint opens with
@@ -82,7 +84,11 @@ type BundleCheck struct {
 // belongs to the bundle's aggregate, versions run 1, 2, … with no gap, and
 // its leaf is in the checkpoint's tree by its proof. An error means the
 // bundle could not be read; a refused one is a BundleCheck with OK false.
-func VerifyBundle(data []byte, verifier note.Verifier) (BundleCheck, error) {
+//
+// Each of witnesses (cosignature/v1 verifiers, NewCosignatureVerifier)
+// must have cosigned the checkpoint: its cosignature is a signature line
+// of the checkpoint note, after the log's (C2SP tlog-cosignature).
+func VerifyBundle(data []byte, verifier note.Verifier, witnesses ...note.Verifier) (BundleCheck, error) {
 	var c BundleCheck
 	var b Bundle
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -93,10 +99,30 @@ func VerifyBundle(data []byte, verifier note.Verifier) (BundleCheck, error) {
 	if b.Format != BundleFormat {
 		return c, fmt.Errorf("format %q, want %q", b.Format, BundleFormat)
 	}
-	n, err := note.Open([]byte(b.Checkpoint), note.VerifierList(verifier))
-	if err != nil {
+	n, err := note.Open([]byte(b.Checkpoint), note.VerifierList(append([]note.Verifier{verifier}, witnesses...)...))
+	var invalid *note.InvalidSignatureError
+	switch {
+	case errors.As(err, &invalid) && invalid.Name != verifier.Name():
+		c.Problem = fmt.Sprintf("the cosignature of witness %s on the checkpoint is invalid", invalid.Name)
+		return c, nil
+	case err != nil:
 		c.Problem = fmt.Sprintf("the checkpoint does not open with key %s: %v", verifier.Name(), err)
 		return c, nil
+	}
+	signed := map[string]bool{}
+	for _, s := range n.Sigs {
+		signed[fmt.Sprintf("%s+%08x", s.Name, s.Hash)] = true
+	}
+	if !signed[fmt.Sprintf("%s+%08x", verifier.Name(), verifier.KeyHash())] {
+		c.Problem = fmt.Sprintf("the checkpoint does not open with key %s: it is not signed by it", verifier.Name())
+		return c, nil
+	}
+	for _, w := range witnesses {
+		if !signed[fmt.Sprintf("%s+%08x", w.Name(), w.KeyHash())] {
+			c.Problem = fmt.Sprintf("the checkpoint carries no cosignature by witness %s", w.Name())
+			return c, nil
+		}
+		c.Cosigned = append(c.Cosigned, w.Name())
 	}
 	origin, h, err := ParseCheckpoint([]byte(n.Text))
 	if err != nil {
