@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -445,14 +446,17 @@ func TestTilesServed(t *testing.T) {
 }
 
 // BenchmarkInclusionProofHTTP: GET /proof/inclusion for random positions
-// in a log of 100k events, over HTTP on loopback; reports the p50 and p99
-// of the request's latency. Run with
+// in a log of 100k events (BRAID_BENCH_EVENTS=1000000 for 1M), over HTTP
+// on loopback; reports the p50 and p99 of the request's latency. Run with
 // go test -run '^$' -bench BenchmarkInclusionProofHTTP -benchtime 2000x ./cmd/web
 func BenchmarkInclusionProofHTTP(b *testing.B) {
-	const size = 100_000
+	size := int64(100_000)
+	if n, err := strconv.ParseInt(os.Getenv("BRAID_BENCH_EVENTS"), 10, 64); err == nil && n > 0 {
+		size = n
+	}
 	l := newTileLog(b)
 	l.batch = 1000
-	l.grow(b, size)
+	l.grow(b, int(size))
 	tr := &http.Transport{MaxIdleConnsPerHost: 2}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
