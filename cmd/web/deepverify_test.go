@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A comment's text changed by raw SQL in the comments table passes the
@@ -81,5 +82,43 @@ func TestVerifyDeepNamesEditedComment(t *testing.T) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.DeepCheck == nil || st.DeepCheck.OK || !strings.Contains(st.DeepCheck.Problem, "column body") {
 		t.Fatalf("GET /verify as JSON: %v %+v", err, st.DeepCheck)
+	}
+}
+
+// serve --deep-verify-every runs the deep check in the background and
+// /verify (as JSON) reports the last one.
+func TestServeDeepVerifyEvery(t *testing.T) {
+	s := startServer(t, "--deep-verify-every", "50ms")
+	ada := newBrowser(t, s.URL)
+	ada.register("ada")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", s.URL+"/verify", nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			DeepCheck *struct {
+				OK   bool
+				Head int64
+			} `json:"deep_check"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err == nil && st.DeepCheck != nil && st.DeepCheck.Head >= 1 {
+			if !st.DeepCheck.OK {
+				t.Fatalf("deep check of an honest log: %+v", st.DeepCheck)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no deep check reported: %v %+v", err, st.DeepCheck)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a := ada.get("/verify"); !strings.Contains(a.body, "everything the pages show matched") {
+		t.Fatalf("/verify does not show the deep check:\n%.3000s", a.body)
 	}
 }

@@ -123,7 +123,9 @@ func verify(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(e.stdout, "anchor #%d at position %d (witness %s, %s): %s\n", a.ID, a.Position, a.Witness, a.AnchoredAt, state)
 		}
 		if rep.Deep != nil {
-			fmt.Fprintln(e.stdout, deepLine(rep.Deep.DeepReport))
+			if rep.Deep.OK {
+				fmt.Fprintln(e.stdout, deepLine(rep.Deep.DeepReport))
+			}
 			if rep.Deep.Note != "" {
 				fmt.Fprintln(e.stdout, rep.Deep.Note)
 			}
@@ -143,6 +145,9 @@ func verify(ctx context.Context, e env, args []string) error {
 
 // verdict is the first line of `web verify`.
 func verdict(r web.VerifyReport) string {
+	if d := r.Deep; d != nil && !d.OK && d.Broken == nil {
+		return fmt.Sprintf("projections differ from the log (at position %d): %s", d.Head, d.Problem())
+	}
 	if r.Intact {
 		return fmt.Sprintf("intact: %d events, head %s", r.Events, r.Head)
 	}
