@@ -99,6 +99,15 @@ func BenchmarkAuditLog(b *testing.B) {
 		}
 		b.ReportMetric(float64(n*int64(b.N))/b.Elapsed().Seconds(), "events/s")
 	})
+	b.Run("deep", func(b *testing.B) { // web verify --deep
+		for b.Loop() {
+			r, err := events.DeepVerify(ctx, a.db.Read, a.d.reg, events.ReplayOptions{TempDir: b.TempDir()})
+			if err != nil || !r.OK || r.Events != n {
+				b.Fatalf("deep verify: %+v, %v", r, err)
+			}
+		}
+		b.ReportMetric(float64(n*int64(b.N))/b.Elapsed().Seconds(), "events/s")
+	})
 	b.Run("export", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := events.Export(ctx, a.db.Read, io.Discard); err != nil {
