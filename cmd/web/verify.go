@@ -30,6 +30,12 @@ func verify(ctx context.Context, e env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *deep && (*file != "" || *bundle != "") {
+		return fail(exitFailed, "--deep checks a database's projections: it goes with --db, not --file or --bundle")
+	}
+	if len(witnesses) > 0 && *bundle == "" {
+		return fail(exitFailed, "--cosigned-by goes with --bundle")
+	}
 	if *bundle != "" {
 		return verifyBundle(e, *bundle, *vkey, witnesses, *asJSON)
 	}
