@@ -78,18 +78,28 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
-	// Checkpoints are signed off the writer's goroutine and kept through
-	// it; the signer stops before the writer closes.
-	stopSigner, err := startSigner(ctx, a, key, log)
+	// A mirror (web mirror) serves the source's checkpoints, read-only.
+	mir, err := mirrorOf(ctx, a.db)
 	if err != nil {
 		return err
 	}
-	defer stopSigner()
+	transparency := &web.Transparency{Origin: key.Origin, VKey: key.VKey}
+	if mir != nil {
+		transparency = mir.transparency()
+	} else {
+		// Checkpoints are signed off the writer's goroutine and kept through
+		// it; the signer stops before the writer closes.
+		stopSigner, err := startSigner(ctx, a, key, log)
+		if err != nil {
+			return err
+		}
+		defer stopSigner()
+	}
 
 	sessions := auth.NewSessions(a.db, *secure)
 
 	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log,
-		Transparency: &web.Transparency{Origin: key.Origin, VKey: key.VKey}}
+		Transparency: transparency}
 	checkers, closeC, err := wf.checkers(ctx)
 	if err != nil {
 		return err
@@ -102,6 +112,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
+	if mir != nil {
+		mir.serve(w, srv)
+	}
 
 	if job != nil {
 		// The job reads the head from the writer's memory and records

@@ -17,10 +17,12 @@ import (
 )
 
 func verify(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "verify", "verify [--db PATH | --file EXPORT | --bundle PROOF [--vkey KEY]] [--json]")
+	fs, dbPath := newFlags(e, "verify", "verify [--db PATH [--since CHECKPOINT [--vkey KEY]] | --file EXPORT | --bundle PROOF [--vkey KEY]] [--json]")
 	file := fs.String("file", "", "check this export (JSON Lines) instead of the database; no database needed")
 	bundle := fs.String("bundle", "", "check this proof bundle (GET /tickets/{id}/proof) offline instead of the database")
-	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed")
+	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed. With --since: default the local log key's (--log-key)")
+	since := fs.String("since", "", "check only what changed since this signed checkpoint (a file saved from GET /checkpoint, - for standard input): its signature, the tree's consistency with it, and the events after it")
+	kf := addLogKeyFlags(fs, e, dbPath)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	wf := addWitnessFlags(fs) // --tsa-roots and --rpc-url check receipts
 	if err := parse(fs, args); err != nil {
@@ -28,6 +30,9 @@ func verify(ctx context.Context, e env, args []string) error {
 	}
 	if *bundle != "" {
 		return verifyBundle(e, *bundle, *vkey, *asJSON)
+	}
+	if *since != "" {
+		return verifySince(ctx, e, *dbPath, *since, *vkey, kf, *asJSON)
 	}
 	unavailable := false
 	var rep web.VerifyReport
