@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	xtlog "golang.org/x/mod/sumdb/tlog"
 
 	"braid/internal/events"
@@ -451,6 +452,19 @@ func (m *mirror) pull(ctx context.Context) error {
 	}
 	if root != cp.Root {
 		return refuse("the copy's tree of the pulled events has root %s, the source's checkpoint %s", tlog.B64(root), tlog.B64(cp.Root))
+	}
+	if m.signedIn {
+		// The person who mirrors may read every event: they sign in on the
+		// copy with the password that signed the mirror in to the source.
+		// Nobody else can (credentials are not in the log).
+		hash, err := bcrypt.GenerateFromPassword([]byte(m.password), bcrypt.DefaultCost)
+		if err != nil {
+			return fail(exitFailed, "%v", err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)
+			ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash`, m.user, hash); err != nil {
+			return fail(exitFailed, "%v", err)
+		}
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := conn.ExecContext(ctx, `INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING`,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/web"
 )
@@ -79,7 +80,7 @@ func (m *mirrorSite) readOnly(next echo.HandlerFunc) echo.HandlerFunc {
 			if web.WantsJSON(c) {
 				return c.JSON(http.StatusServiceUnavailable, map[string]string{"error": msg, "source": m.source})
 			}
-			return echo.NewHTTPError(http.StatusServiceUnavailable, msg)
+			return errs.E(errs.Unavailable, "%s", msg)
 		}
 		return next(c)
 	}
