@@ -61,6 +61,8 @@ func TestSinceAndMirrorCatchRewrittenTail(t *testing.T) {
 		t.Fatalf("first pull: exit %d\n%s%s", code, out, errb)
 	}
 
+	// The copy served while the mirror keeps pulling into it.
+	m := startServer(t, "--db", copyDB)
 	b.open("three")
 	b.open("four")
 	n2 := int64(countEvents(t, s.DB))
@@ -132,7 +134,6 @@ func TestSinceAndMirrorCatchRewrittenTail(t *testing.T) {
 	}
 
 	// Served, the copy is read-only with a banner naming the source.
-	m := startServer(t, "--db", copyDB)
 	mb := newBrowser(t, m.URL)
 	if a := mb.post("/login", mb.form("/login", "", url.Values{"username": {"ada"}, "password": {"correct horse"}})); a.status != http.StatusSeeOther {
 		t.Fatalf("sign in on the mirror: %d %s", a.status, a.body)
