@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"database/sql"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"braid/internal/events"
 	"braid/internal/tlog"
@@ -50,6 +53,19 @@ func TestSinceAndMirrorCatchRewrittenTail(t *testing.T) {
 	bare := filepath.Join(dir, "bare.db")
 	if code, _, errb := runWeb(t, "mirror", s.URL, "--db", bare); code != 2 || !strings.Contains(errb, "--user NAME --password-file FILE") {
 		t.Fatalf("mirror without sign-in: exit %d %s; want 2 asking for --user", code, errb)
+	}
+	// A wrong password is exit 2; a key that did not sign the checkpoint
+	// is a refusal, exit 1; neither leaves a mirror behind.
+	os.WriteFile(filepath.Join(dir, "wrong"), []byte("not it\n"), 0o600)
+	if code, _, errb := runWeb(t, "mirror", s.URL, "--db", bare, "--user", "ada", "--password-file", filepath.Join(dir, "wrong")); code != 2 || !strings.Contains(errb, "sign in to "+s.URL+" as ada") {
+		t.Fatalf("mirror with a wrong password: exit %d %s; want 2", code, errb)
+	}
+	_, otherKey, _ := note.GenerateKey(rand.Reader, tlog.DefaultOrigin(s.DB))
+	if code, _, errb := runWeb(t, "mirror", s.URL, "--db", bare, "--vkey", otherKey, "--user", "ada", "--password-file", pw); code != 1 || !strings.Contains(errb, "refused: the source's checkpoint: the checkpoint is not signed by") {
+		t.Fatalf("mirror with another key: exit %d %s; want 1", code, errb)
+	}
+	if n := countEvents(t, bare); n != 0 {
+		t.Fatalf("refused pulls left %d events", n)
 	}
 	// The first pull pins the source's key from its /verify.
 	copyDB := filepath.Join(dir, "copy.db")

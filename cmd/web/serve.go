@@ -107,7 +107,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	defer closeC()
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
-	mon.Tree = func(ctx context.Context, from tlog.Head) (tlog.SinceCheck, error) { return tlog.VerifySince(ctx, a.db.Read, from) }
+	mon.Tree = func(ctx context.Context, from tlog.Head) (tlog.SinceCheck, error) {
+		return tlog.VerifySince(ctx, a.db.Read, from)
+	}
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
 	w.Private = notify.Private
