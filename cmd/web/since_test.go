@@ -113,6 +113,9 @@ func TestVerifyPageChecksTreeSinceLastRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.body), &st); err != nil || !st.Intact || st.Tree == nil || !st.Tree.OK || st.Tree.Size != n {
 		t.Fatalf("/verify: %d %s", a.status, a.body)
 	}
+	if page := b.get("/verify"); !strings.Contains(page.body, `<span id="tree-size">`+strconv.FormatInt(n, 10)+`</span> leaves`) {
+		t.Fatalf("/verify does not show the tree checked:\n%s", page.body)
+	}
 	db, err := sql.Open("sqlite", "file:"+s.DB)
 	if err != nil {
 		t.Fatal(err)

@@ -473,6 +473,9 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			v.Took = run.Took.Round(10 * time.Microsecond).String()
 			v.At = run.At.UTC().Format(time.RFC3339)
 			v.Ago = ago(time.Since(run.At))
+			if t := r.Tree; t != nil && t.OK {
+				v.Tree = &templates.VerifyTree{Size: t.Size, Root: t.Root}
+			}
 			for _, a := range r.Anchors {
 				v.Anchors = append(v.Anchors, templates.VerifyAnchor{ID: a.ID, Position: a.Position, Witness: a.Witness,
 					Hash: a.Hash, AnchoredAt: a.AnchoredAt, OK: a.OK, Problem: a.Problem, Receipt: a.Receipt})
