@@ -32,6 +32,9 @@ func verify(ctx context.Context, e env, args []string) error {
 		return verifyBundle(e, *bundle, *vkey, *asJSON)
 	}
 	if *since != "" {
+		if *file != "" {
+			return fail(exitFailed, "--since checks a database (--db), not an export (--file)")
+		}
 		return verifySince(ctx, e, *dbPath, *since, *vkey, kf, *asJSON)
 	}
 	unavailable := false
