@@ -148,6 +148,10 @@ func TestSinceAndMirrorCatchRewrittenTail(t *testing.T) {
 	if got := int64(countEvents(t, copyDB)); got != n2 {
 		t.Fatalf("the refused pull changed the copy: %d events, want %d", got, n2)
 	}
+	// Pulling on a schedule stops at a refusal: a fork does not heal.
+	if code, _, errb := runWeb(t, "mirror", f.URL, "--db", copyDB, "--every", "10ms"); code != 1 || !strings.Contains(errb, "refused: not consistent") {
+		t.Fatalf("mirror --every of the forged source: exit %d %s; want 1", code, errb)
+	}
 
 	// Served, the copy is read-only with a banner naming the source.
 	mb := newBrowser(t, m.URL)
