@@ -63,6 +63,7 @@ func commands() []command {
 		{"anchor", "anchor the current head with a witness", anchorCmd},
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},
 		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
+		{"mirror", "keep a read-only, verified copy of another Braid (URL --db COPY)", mirrorCmd},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/notify"
 	"braid/internal/tickets"
+	"braid/internal/tlog"
 	"braid/internal/web"
 	"braid/static"
 )
@@ -79,13 +80,23 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
-	// Checkpoints are signed off the writer's goroutine and kept through
-	// it; the signer stops before the writer closes.
-	stopSigner, err := startSigner(ctx, a, key, log)
+	// A mirror (web mirror) serves the source's checkpoints, read-only.
+	mir, err := mirrorOf(ctx, a.db)
 	if err != nil {
 		return err
 	}
-	defer stopSigner()
+	transparency := &web.Transparency{Origin: key.Origin, VKey: key.VKey}
+	if mir != nil {
+		transparency = mir.transparency()
+	} else {
+		// Checkpoints are signed off the writer's goroutine and kept through
+		// it; the signer stops before the writer closes.
+		stopSigner, err := startSigner(ctx, a, key, log)
+		if err != nil {
+			return err
+		}
+		defer stopSigner()
+	}
 	if *deepEvery > 0 {
 		dctx, stopDeep := context.WithCancel(ctx)
 		deepDone := make(chan struct{})
@@ -96,19 +107,25 @@ func serve(ctx context.Context, e env, args []string) error {
 	sessions := auth.NewSessions(a.db, *secure)
 
 	w := &web.Env{DB: a.db, Writer: a.writer, Registry: a.reg, Sessions: sessions, Assets: static.New(), Log: log,
-		Transparency: &web.Transparency{Origin: key.Origin, VKey: key.VKey}}
+		Transparency: transparency}
 	checkers, closeC, err := wf.checkers(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeC()
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
+	mon.Tree = func(ctx context.Context, from tlog.Head) (tlog.SinceCheck, error) {
+		return tlog.VerifySince(ctx, a.db.Read, from)
+	}
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
 	w.Private = notify.Private
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
+	if mir != nil {
+		mir.serve(w, srv)
+	}
 
 	if job != nil {
 		// The job reads the head from the writer's memory and records

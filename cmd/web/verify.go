@@ -17,10 +17,12 @@ import (
 )
 
 func verify(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "verify", "verify [--db PATH [--deep] | --file EXPORT | --bundle PROOF [--vkey KEY] [--cosigned-by WITNESS-VKEY]...] [--json]")
+	fs, dbPath := newFlags(e, "verify", "verify [--db PATH [--deep | --since CHECKPOINT [--vkey KEY]] | --file EXPORT | --bundle PROOF [--vkey KEY] [--cosigned-by WITNESS-VKEY]...] [--json]")
 	file := fs.String("file", "", "check this export (JSON Lines) instead of the database; no database needed")
 	bundle := fs.String("bundle", "", "check this proof bundle (GET /tickets/{id}/proof) offline instead of the database")
-	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed")
+	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed. With --since: default the local log key's (--log-key)")
+	since := fs.String("since", "", "check only what changed since this signed checkpoint (a file saved from GET /checkpoint, - for standard input): its signature, the tree's consistency with it, and the events after it")
+	kf := addLogKeyFlags(fs, e, dbPath)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	deep := fs.Bool("deep", false, "also rebuild every projection from the log into scratch files and compare them row by row with the live tables (takes as long as a replay; writes only a record of the check)")
 	deepTmp := fs.String("deep-tmp", "", "with --deep: directory for the scratch files (default the system's temporary directory)")
@@ -33,11 +35,20 @@ func verify(ctx context.Context, e env, args []string) error {
 	if *deep && (*file != "" || *bundle != "") {
 		return fail(exitFailed, "--deep checks a database's projections: it goes with --db, not --file or --bundle")
 	}
+	if *since != "" && (*bundle != "" || *deep) {
+		return fail(exitFailed, "--since checks a database against a kept checkpoint: it goes with --db alone, not --bundle or --deep")
+	}
 	if len(witnesses) > 0 && *bundle == "" {
 		return fail(exitFailed, "--cosigned-by goes with --bundle")
 	}
 	if *bundle != "" {
 		return verifyBundle(e, *bundle, *vkey, witnesses, *asJSON)
+	}
+	if *since != "" {
+		if *file != "" {
+			return fail(exitFailed, "--since checks a database (--db), not an export (--file)")
+		}
+		return verifySince(ctx, e, *dbPath, *since, *vkey, kf, *asJSON)
 	}
 	unavailable := false
 	var rep web.VerifyReport

@@ -177,6 +177,11 @@ type Monitor struct {
 	// FullEvery is how often at most the whole log is checked again from
 	// position 1 (DefaultFullEvery when 0). Set it before the first Kick.
 	FullEvery time.Duration
+	// Tree, when set, checks the transparency tree from the tree head the
+	// run before verified (tlog.VerifySince): O(log n) plus the events
+	// appended since, so an incremental run checks the tree too; a full
+	// run starts it from the empty tree. Set it before the first Kick.
+	Tree func(ctx context.Context, from tlog.Head) (tlog.SinceCheck, error)
 
 	mu       sync.Mutex
 	running  chan struct{} // closed when the current run ends; nil when idle
@@ -185,6 +190,7 @@ type Monitor struct {
 	fullAt   time.Time       // when the latest full run started
 	seen     logState        // what the latest run covered
 	anchored []AnchorCheck   // the anchors' checks, redone when they change
+	tree     tlog.Head       // the tree head the latest run verified
 	polled   time.Time       // when Verdict last looked at the log
 	runs     int64
 }
@@ -282,20 +288,20 @@ func (m *Monitor) Kick() <-chan struct{} {
 	done := make(chan struct{})
 	m.running = done
 	m.runs++
-	chk, anchored := m.chk, m.anchored
+	chk, anchored, tree := m.chk, m.anchored, m.tree
 	if full {
-		chk, anchored = events.NewChecker(), nil
+		chk, anchored, tree = events.NewChecker(), nil, tlog.Head{Root: tlog.EmptyRoot}
 		m.fullAt = m.now()
 	} else if st.anchors != m.seen.anchors || st.lastID != m.seen.lastID {
 		anchored = nil
 	}
-	go m.run(done, chk, anchored, full, st)
+	go m.run(done, chk, anchored, tree, full, st)
 	return done
 }
 
 // run continues chk from where it stopped and checks the anchors again
 // unless anchored holds their still-valid checks.
-func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []AnchorCheck, full bool, st logState) {
+func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []AnchorCheck, tree tlog.Head, full bool, st logState) {
 	start := m.now()
 	from := chk.Report().Head.Position + 1
 	before := chk.Report().Events
@@ -309,6 +315,9 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 		m.log.Error("verify", slog.Any("err", err))
 	} else {
 		run.Report = NewVerifyReport(rep, anchored)
+		if m.Tree != nil && rep.Intact {
+			tree = m.treeCheck(tree, &run.Report)
+		}
 		run.Read = rep.Events - before
 		run.Checked = rep.Head.Position
 		if rep.Failure != nil {
@@ -321,7 +330,7 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 	m.last = &run
 	m.running = nil
 	if err == nil {
-		m.chk, m.anchored = chk, anchored
+		m.chk, m.anchored, m.tree = chk, anchored, tree
 		if anchored == nil {
 			m.anchored = []AnchorCheck{}
 		}
@@ -334,6 +343,33 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 	}
 	m.mu.Unlock()
 	close(done)
+}
+
+// treeCheck checks the tree from the head the run before verified and
+// adds the result to rep; it returns the head to start from next time.
+func (m *Monitor) treeCheck(from tlog.Head, rep *VerifyReport) tlog.Head {
+	c, err := m.Tree(m.ctx, from)
+	if err != nil {
+		m.log.Error("verify the tree", slog.Any("err", err))
+		return from
+	}
+	if c.Consistent {
+		rep.Tree = &TreeCheck{Size: c.Size, Root: base64.StdEncoding.EncodeToString(c.Root[:]), OK: true}
+		return tlog.Head{Size: c.Size, Root: c.Root}
+	}
+	if !c.Inconsistent && c.Position == 0 {
+		return from // no tree stored yet: nothing to say
+	}
+	pos := c.Position
+	if pos == 0 {
+		pos = max(from.Size, 1)
+	}
+	rep.Tree = &TreeCheck{Size: c.Size, Root: base64.StdEncoding.EncodeToString(c.Root[:]), Problem: c.Problem}
+	if rep.Failure == nil || pos < rep.Failure.Position {
+		rep.Intact, rep.Note = false, ""
+		rep.Failure = &events.Failure{Position: pos, Reason: "transparency tree: " + c.Problem}
+	}
+	return from
 }
 
 // VerifyStatus is GET /verify as JSON: the latest report (the shape of
@@ -469,6 +505,9 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			v.Took = run.Took.Round(10 * time.Microsecond).String()
 			v.At = run.At.UTC().Format(time.RFC3339)
 			v.Ago = ago(time.Since(run.At))
+			if t := r.Tree; t != nil && t.OK {
+				v.Tree = &templates.VerifyTree{Size: t.Size, Root: t.Root}
+			}
 			for _, a := range r.Anchors {
 				v.Anchors = append(v.Anchors, templates.VerifyAnchor{ID: a.ID, Position: a.Position, Witness: a.Witness,
 					Hash: a.Hash, AnchoredAt: a.AnchoredAt, OK: a.OK, Problem: a.Problem, Receipt: a.Receipt})

@@ -47,6 +47,9 @@ type Env struct {
 	// Transparency names the log's checkpoint signer for /verify; nil
 	// shows nothing.
 	Transparency *Transparency
+	// Mirror says, on a read-only mirror, what its banner shows and the
+	// source's address (cmd/web/mirror.go); nil on the source itself.
+	Mirror func(ctx context.Context) (banner, source string)
 }
 
 // People resolves every username in ids with one query and returns how
@@ -138,6 +141,9 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 		if h.Position > 0 {
 			p.HeadShort = events.Short(h.Hash)
 		}
+	}
+	if env.Mirror != nil {
+		p.Mirror, p.MirrorURL = env.Mirror(ctx)
 	}
 	if env.Verdict != nil {
 		if run, ok := env.Verdict(); ok && run.Err == nil && run.Report.Failure != nil {
