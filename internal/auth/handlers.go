@@ -31,6 +31,9 @@ type Handlers struct {
 	Registration RegistrationMode
 	// Describe puts other features' events in plain words on profiles.
 	Describe Describer
+	// Passkeys signs in with WebAuthn (passkeys.go); nil or without a
+	// relying party when the site has no address to bind them to.
+	Passkeys *Passkeys
 }
 
 // RegistrationMode says who may register.
