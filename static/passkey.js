@@ -39,6 +39,17 @@
       });
     });
   }
+  // go follows the server's redirect; one to this very page (its #anchor
+  // aside) reloads it, which assigning the address would not.
+  function go(url) {
+    var u = new URL(url, location.href);
+    if (u.pathname === location.pathname && u.search === location.search) {
+      history.replaceState(null, "", u.href);
+      location.reload();
+    } else {
+      location.assign(u.href);
+    }
+  }
   function why(err, rpId) {
     if (rpId && rpId !== location.hostname) {
       return "Passkeys work only at the site's own address (" + rpId + "); you opened it as " + location.hostname + ".";
@@ -82,7 +93,7 @@
           return post(url, o.csrf, body, "application/json");
         });
       }).then(function (done) {
-        location.assign(done.redirect);
+        go(done.redirect);
       }).catch(function (err) {
         button.removeAttribute("aria-busy");
         show(add, (err.fields && err.fields.name) || why(err, rpId));
@@ -120,7 +131,7 @@
           return post("/login/passkey" + next, o.csrf, body, "application/json");
         });
       }).then(function (done) {
-        location.assign(done.redirect);
+        go(done.redirect);
       }).catch(function (err) {
         btn.removeAttribute("aria-busy");
         show(login, why(err, rpId));

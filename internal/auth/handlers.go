@@ -181,6 +181,9 @@ func (h *Handlers) register(c echo.Context, token string, page func(templates.Fo
 	} else if admin {
 		msg += " Your invitation made you a site admin."
 	}
+	if h.Passkeys != nil && h.Passkeys.RP != nil {
+		msg += " To sign in without your password next time, add a passkey on your profile."
+	}
 	h.Env.Flash(c, msg)
 	return web.Redirect(c, "/tickets")
 }
