@@ -259,6 +259,14 @@ func TestPasskeyRefusals(t *testing.T) {
 	if id == nil {
 		t.Fatal("no remove button on the profile")
 	}
+	bob := newBrowser(t, s.URL).from("127.0.0.83")
+	bob.register("bob")
+	if a := bob.post("/account/passkeys/"+id[1]+"/remove", bob.form("/people/bob", "/account/sessions", nil)); a.status != http.StatusNotFound {
+		t.Fatalf("bob removing alice's passkey: got %d, want 404", a.status)
+	}
+	if n, _, _ := eventsOfType(t, s.DB, "passkey_removed"); n != 0 {
+		t.Fatalf("bob's attempt appended passkey_removed")
+	}
 	if a := alice.post("/account/passkeys/"+id[1]+"/remove", alice.form("/people/alice", "/account/passkeys/"+id[1]+"/remove", nil)); a.status != http.StatusSeeOther {
 		t.Fatalf("remove: got %d", a.status)
 	}
