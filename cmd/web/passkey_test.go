@@ -282,3 +282,29 @@ func TestPasskeyRefusals(t *testing.T) {
 	}
 	verifyDB(t, s.DB)
 }
+
+// A site whose address is an IP (here through --base-url) cannot have
+// passkeys: the sign-in page offers none, the profile says why, and the
+// passkey routes answer 404 with nothing kept.
+func TestPasskeysOffForAnIPAddress(t *testing.T) {
+	s := startServer(t, "--base-url", "http://192.0.2.7:8080")
+	alice := newBrowser(t, s.URL).from("127.0.0.84")
+	if page := alice.get("/login").body; strings.Contains(page, "passkey") {
+		t.Fatal("the sign-in page offers passkeys on a site that cannot have them")
+	}
+	alice.register("alice")
+	if page := alice.get("/people/alice").body; !strings.Contains(page, "Passkeys are not set up on this site") || strings.Contains(page, `id="passkey-add"`) {
+		t.Fatal("the profile does not say passkeys are off")
+	}
+	f := alice.form("/people/alice", "/account/name", nil)
+	before := countEvents(t, s.DB)
+	if a, _ := alice.postJSON("/login/passkey/options", f.Get("_csrf"), nil); a.status != http.StatusNotFound {
+		t.Fatalf("passkey options: got %d, want 404", a.status)
+	}
+	if a := alice.post("/account/passkeys/options", url.Values{"_csrf": {f.Get("_csrf")}, "name": {"laptop"}}); a.status != http.StatusNotFound {
+		t.Fatalf("adding a passkey: got %d, want 404", a.status)
+	}
+	if n := countEvents(t, s.DB); n != before {
+		t.Fatalf("appended %d events", n-before)
+	}
+}

@@ -194,7 +194,7 @@ func (h *Handlers) ShowLogin(c echo.Context) error {
 	if web.WantsJSON(c) {
 		return web.FormJSON(c, "/login", f)
 	}
-	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
+	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), h.withPasskeys(f)))
 }
 
 // DoLogin signs in. One attempt is taken from the sign-in limits before
@@ -210,7 +210,7 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 	if !ok {
 		f.Message = fmt.Sprintf("Too many failed sign-ins. Try again in %s.", wait.Round(time.Second))
 		retryAfter(c, wait)
-		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
+		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), h.withPasskeys(f)))
 	}
 	id, err := h.Service.Authenticate(ctx, username, c.FormValue("password"))
 	if err != nil {
@@ -218,7 +218,7 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 			r.Cancel() // not a guess: the database failed
 			return err
 		}
-		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), web.WithError(f, err)))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), h.withPasskeys(web.WithError(f, err))))
 	}
 	r.Cancel()
 	h.Limiter.Forget(limits[0].Key) // this username from this address

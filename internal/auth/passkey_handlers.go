@@ -155,6 +155,18 @@ func (h *Handlers) PasskeyLogin(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"user": id, "redirect": next})
 }
 
+// withPasskeys marks the sign-in form to offer passkeys when the site has
+// them.
+func (h *Handlers) withPasskeys(f templates.Form) templates.Form {
+	if h.Passkeys != nil && h.Passkeys.RP != nil {
+		if f.Values == nil {
+			f.Values = map[string]string{}
+		}
+		f.Values["passkeys"] = "on"
+	}
+	return f
+}
+
 // passkeysView fills the profile's passkey section for its owner.
 func (h *Handlers) passkeysView(c echo.Context, user string) (templates.PasskeysView, error) {
 	v := templates.PasskeysView{On: h.Passkeys != nil && h.Passkeys.RP != nil, Form: web.Form(c)}
