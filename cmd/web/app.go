@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -24,6 +26,9 @@ type app struct {
 	tree   *tlog.Tree // the transparency tree, kept by the writer
 	log    *slog.Logger
 	mailOn bool // serve mails digests (--smtp-url)
+	// passkeys binds WebAuthn to the site's address (passkey.go); nil:
+	// passkeys are off.
+	passkeys *webauthn.WebAuthn
 }
 
 // types are the event types of each feature package.

@@ -221,7 +221,7 @@ func TestBrowserFlows(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("body"), "Steps:\n1. Open a ticket\n2. Press Export\n3. Nothing happens"),
 		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
 	)
-	ada.waitFor("the conflict shown", `document.body.innerText.includes("has changed since you opened the form") && document.body.innerText.includes("Firefox and Chromium") && document.querySelector("#body").value.includes("Nothing happens")`)
+	ada.waitFor("the conflict shown", `document.body.innerText.includes("changed this ticket") && document.body.innerText.includes("Firefox and Chromium") && document.querySelector("#body").value.includes("Nothing happens")`)
 	ada.screenshot("edit-conflict")
 
 	// Assign, close, reopen.

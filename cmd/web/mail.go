@@ -23,7 +23,7 @@ func addMailFlags(fs *flag.FlagSet, getenv func(string) string) *mailFlags {
 		smtpURL: fs.String("smtp-url", getenv("BRAID_SMTP_URL"), "send email digests through this server: smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (env BRAID_SMTP_URL; default none: inbox only)"),
 		from:    fs.String("mail-from", getenv("BRAID_MAIL_FROM"), "the From address of digests (env BRAID_MAIL_FROM)"),
 		every:   fs.Duration("mail-every", 10*time.Minute, "mail each person a digest of their unread notifications at most this often"),
-		baseURL: fs.String("base-url", getenv("BRAID_BASE_URL"), "the site's address as people reach it, for links in mail, e.g. https://braid.example.org (env BRAID_BASE_URL; default: the address served on)"),
+		baseURL: fs.String("base-url", getenv("BRAID_BASE_URL"), "the site's address as people reach it, for links in mail and for passkeys, e.g. https://braid.example.org (env BRAID_BASE_URL; default: the address served on, as http://localhost:PORT on a loopback address)"),
 	}
 }
 

@@ -63,6 +63,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	p.GET("/login", people.ShowLogin)
 	p.POST("/login", people.DoLogin)
 	p.POST("/logout", people.Logout)
+	// Passkeys (WebAuthn, usernameless): a challenge kept in the session,
+	// then the authenticator's answer as JSON (static/passkey.js).
+	p.POST("/login/passkey/options", people.PasskeyLoginOptions)
+	p.POST("/login/passkey", people.PasskeyLogin)
 	// A one-time link from `web admin reset-password` (the token is the
 	// capability; the request log never shows it).
 	p.GET("/reset/:token", people.ShowReset)
@@ -84,6 +88,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/account/name", people.Rename)
 	u.POST("/account/password", people.ChangePassword)
 	u.POST("/account/sessions", people.SignOutOthers)
+	u.POST("/account/passkeys/options", people.PasskeyAddOptions)
+	u.POST("/account/passkeys", people.PasskeyAdd)
+	u.POST("/account/passkeys/:id/remove", people.PasskeyRemove)
 
 	// Site administration: admins only (403 for everyone else, checked
 	// again inside each command).

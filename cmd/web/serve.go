@@ -122,6 +122,12 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.Private = notify.Private
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fail(exitFailed, "listen on %s: %v", *addr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	a.passkeys = relyingParty(*mf.baseURL, ln.Addr(), log)
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 	if mir != nil {
 		mir.serve(w, srv)
@@ -139,11 +145,6 @@ func serve(ctx context.Context, e env, args []string) error {
 		log.Info("anchoring on a schedule", slog.String("witness", job.Witness.Name()), slog.Duration("every", *every))
 	}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fail(exitFailed, "listen on %s: %v", *addr, err)
-	}
-	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(e.stdout, "Braid is serving %s on %s\n", *dbPath, url)
 	log.Info("listening", slog.String("url", url), slog.String("db", *dbPath))
 
@@ -206,7 +207,8 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 		return auth.Names(ctx, a.db.Read, ids)
 	}
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now, Override: registration},
-		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe}
+		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe,
+		Passkeys: &auth.Passkeys{RP: a.passkeys, DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now}}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets),
 		Watching: func(ctx context.Context, ticket int64, user string) (bool, error) {
 			return notify.Watching(ctx, a.db.Read, ticket, user)

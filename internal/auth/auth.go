@@ -39,6 +39,10 @@ type Types struct {
 	InvitationCreated events.Type[InvitationCreated]
 	InvitationUsed    events.Type[InvitationUsed]
 	InvitationRevoked events.Type[InvitationRevoked]
+
+	// Passkeys (passkeys.go).
+	PasskeyAdded   events.Type[PasskeyAdded]
+	PasskeyRemoved events.Type[PasskeyRemoved]
 }
 
 // Register adds the people's event types and the users projection to reg.
@@ -60,6 +64,7 @@ func Register(reg *events.Registry) Types {
 		return err
 	})
 	registerJoining(reg, &t)
+	registerPasskeys(reg, &t)
 	return t
 }
 

@@ -31,6 +31,9 @@ type Handlers struct {
 	Registration RegistrationMode
 	// Describe puts other features' events in plain words on profiles.
 	Describe Describer
+	// Passkeys signs in with WebAuthn (passkeys.go); nil or without a
+	// relying party when the site has no address to bind them to.
+	Passkeys *Passkeys
 }
 
 // RegistrationMode says who may register.
@@ -178,6 +181,9 @@ func (h *Handlers) register(c echo.Context, token string, page func(templates.Fo
 	} else if admin {
 		msg += " Your invitation made you a site admin."
 	}
+	if h.Passkeys != nil && h.Passkeys.RP != nil {
+		msg += " To sign in without your password next time, add a passkey on your profile."
+	}
 	h.Env.Flash(c, msg)
 	return web.Redirect(c, "/tickets")
 }
@@ -188,7 +194,7 @@ func (h *Handlers) ShowLogin(c echo.Context) error {
 	if web.WantsJSON(c) {
 		return web.FormJSON(c, "/login", f)
 	}
-	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
+	return web.Render(c, http.StatusOK, templates.Login(h.Env.Page(c, "Sign in", "login"), h.withPasskeys(f)))
 }
 
 // DoLogin signs in. One attempt is taken from the sign-in limits before
@@ -204,7 +210,7 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 	if !ok {
 		f.Message = fmt.Sprintf("Too many failed sign-ins. Try again in %s.", wait.Round(time.Second))
 		retryAfter(c, wait)
-		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), f))
+		return web.Render(c, http.StatusTooManyRequests, templates.Login(h.Env.Page(c, "Sign in", "login"), h.withPasskeys(f)))
 	}
 	id, err := h.Service.Authenticate(ctx, username, c.FormValue("password"))
 	if err != nil {
@@ -212,7 +218,7 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 			r.Cancel() // not a guess: the database failed
 			return err
 		}
-		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), web.WithError(f, err)))
+		return web.Render(c, http.StatusUnprocessableEntity, templates.Login(h.Env.Page(c, "Sign in", "login"), h.withPasskeys(web.WithError(f, err))))
 	}
 	r.Cancel()
 	h.Limiter.Forget(limits[0].Key) // this username from this address

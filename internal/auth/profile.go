@@ -29,6 +29,8 @@ var words = map[string]string{
 	"invitation_created":    "created an invitation",
 	"invitation_used":       "joined through an invitation",
 	"invitation_revoked":    "revoked an invitation",
+	"passkey_added":         "added a passkey",
+	"passkey_removed":       "removed a passkey",
 }
 
 // Describer puts events of other features in plain words, keyed by
@@ -78,6 +80,11 @@ func (h *Handlers) profile(c echo.Context, username string, status int, set func
 	v := templates.ProfileView{Person: templates.Person{Username: u.ID, Name: u.DisplayName}, RegisteredAt: u.RegisteredAt,
 		Own: username == me(c), NameForm: web.Form(c), PasswordForm: web.Form(c), SessionsForm: web.Form(c)}
 	v.NameForm.Values["display_name"] = u.DisplayName
+	if v.Own {
+		if v.Passkeys, err = h.passkeysView(c, username); err != nil {
+			return err
+		}
+	}
 	for _, e := range evs {
 		a, ok := other[e.Position]
 		if !ok {

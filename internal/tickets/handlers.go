@@ -353,7 +353,18 @@ func (h *Handlers) Update(c echo.Context) error {
 		}
 		f = web.WithError(f, err)
 		f.Values["version"] = strconv.FormatInt(t.Version, 10) // saving again is a deliberate overwrite
-		return web.Render(c, http.StatusConflict, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: f, Current: &cur}))
+		v := templates.EditView{ID: id, Form: f, Current: &cur}
+		var by string
+		if err := h.Env.DB.Read.QueryRowContext(ctx, `SELECT actor, occurred_at FROM events WHERE aggregate_type = ? AND aggregate_id = ?
+			ORDER BY version DESC LIMIT 1`, Aggregate, strconv.FormatInt(id, 10)).Scan(&by, &v.ChangedAt); err != nil {
+			return fmt.Errorf("who changed ticket %d: %w", id, err)
+		}
+		who, err := h.Env.People(ctx, by)
+		if err != nil {
+			return err
+		}
+		v.ChangedBy = who(by)
+		return web.Render(c, http.StatusConflict, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), v))
 	}
 	return err
 }
