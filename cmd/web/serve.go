@@ -95,6 +95,9 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeC()
+	if err := bindWitnesses(checkers, a.db, key.VKey); err != nil {
+		return err
+	}
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
@@ -108,6 +111,9 @@ func serve(ctx context.Context, e env, args []string) error {
 		// receipts on the auxiliary connection: a slow or dead witness never
 		// holds up a command.
 		job.Head, job.DB = a.writer.Head, a.db.Aux
+		if p, ok := job.Witness.(*anchor.TlogPolicy); ok {
+			p.Bind(a.db.Read, a.db.Aux)
+		}
 		jctx, stopJob := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); job.Run(jctx) }()

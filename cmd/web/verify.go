@@ -20,8 +20,9 @@ func verify(ctx context.Context, e env, args []string) error {
 	fs, dbPath := newFlags(e, "verify", "verify [--db PATH | --file EXPORT | --bundle PROOF [--vkey KEY]] [--json]")
 	file := fs.String("file", "", "check this export (JSON Lines) instead of the database; no database needed")
 	bundle := fs.String("bundle", "", "check this proof bundle (GET /tickets/{id}/proof) offline instead of the database")
-	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed")
+	vkey := fs.String("vkey", "", "with --bundle, tlog receipts and --cosigned: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	cosigned := fs.String("cosigned", "", "also check this cosigned checkpoint (a tlog receipt kept elsewhere) against the log's tree; needs --witness-key")
 	wf := addWitnessFlags(fs) // --tsa-roots and --rpc-url check receipts
 	if err := parse(fs, args); err != nil {
 		return err
@@ -62,6 +63,22 @@ func verify(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		defer closeC()
+		logVKey, err := logVKeyFor(*vkey, *dbPath)
+		if err != nil {
+			return err
+		}
+		if err := bindWitnesses(checkers, db, logVKey); err != nil {
+			return err
+		}
+		if *cosigned != "" {
+			trusted, err := wf.tlog.trusted()
+			if err != nil {
+				return err
+			}
+			if err := checkCosignedFile(ctx, e, db, *cosigned, logVKey, trusted); err != nil {
+				return err
+			}
+		}
 		anchors, unav, err := checkAnchors(ctx, db, checkers)
 		if err != nil {
 			return fail(exitFailed, "%v", err)
