@@ -39,6 +39,7 @@ func anchorCmd(ctx context.Context, e env, args []string) error {
 	if head.Position == 0 {
 		return fail(exitFailed, "nothing to anchor: the log in %s is empty", *dbPath)
 	}
+	bindAnchoring(w, db)
 	if p, ok := w.(*anchor.TlogPolicy); ok {
 		return anchorTlog(ctx, e, db, p, head)
 	}

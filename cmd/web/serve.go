@@ -111,9 +111,7 @@ func serve(ctx context.Context, e env, args []string) error {
 		// receipts on the auxiliary connection: a slow or dead witness never
 		// holds up a command.
 		job.Head, job.DB = a.writer.Head, a.db.Aux
-		if p, ok := job.Witness.(*anchor.TlogPolicy); ok {
-			p.Bind(a.db.Read, a.db.Aux)
-		}
+		bindAnchoring(job.Witness, a.db)
 		jctx, stopJob := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); job.Run(jctx) }()

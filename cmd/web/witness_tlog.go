@@ -89,6 +89,9 @@ func (t *tlogFlags) trusted() (map[string]note.Verifier, error) {
 // bindWitnesses gives the tlog witness or checker the database (and the
 // log's verifier key, for checking).
 func bindWitnesses(ws map[string]anchor.Witness, db *events.DB, logVKey string) error {
+	for _, w := range ws {
+		bindAnchoring(w, db)
+	}
 	c, ok := ws[anchor.TlogName].(*anchor.TlogChecker)
 	if !ok {
 		return nil
@@ -102,6 +105,20 @@ func bindWitnesses(ws map[string]anchor.Witness, db *events.DB, logVKey string) 
 		c.Log = v
 	}
 	return nil
+}
+
+// bindAnchoring gives a witness what it reads from the database: the
+// tree root at the anchored position (rfc3161 and evm anchor it beside the
+// head), the signed checkpoints and the witnesses' sizes (tlog).
+func bindAnchoring(w anchor.Witness, db *events.DB) {
+	switch w := w.(type) {
+	case *anchor.RFC3161:
+		w.Root = anchor.TreeRoot(db.Read)
+	case *anchor.EVM:
+		w.Root = anchor.TreeRoot(db.Read)
+	case *anchor.TlogPolicy:
+		w.Bind(db.Read, db.Aux)
+	}
 }
 
 // logVKeyFor is the log's verifier key for verify: --vkey, else the one of
@@ -158,7 +175,6 @@ func checkCosignedFile(ctx context.Context, e env, db *events.DB, path, logVKey 
 // one line per cosignature on stdout; exit 1 naming each witness that
 // refused when fewer than the quorum cosigned.
 func anchorTlog(ctx context.Context, e env, db *events.DB, p *anchor.TlogPolicy, head events.Head) error {
-	p.Bind(db.Read, db.Aux)
 	rs, err := p.AnchorAll(ctx, head)
 	switch {
 	case errors.Is(err, anchor.ErrNoCheckpoint):
