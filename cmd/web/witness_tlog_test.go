@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -420,5 +421,25 @@ func TestServeAnchorsWithTlogWitness(t *testing.T) {
 			t.Fatalf("no cosigned checkpoint of size %d from serve's schedule:\n%s\n%s", n, out, s.Log)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// /verify, public, shows the latest cosigned checkpoint: its size, the
+	// witness's name and time, on the page and in JSON.
+	pub := newBrowser(t, s.URL)
+	page := pub.get("/verify")
+	if page.status != 200 || !strings.Contains(page.body, fmt.Sprintf(`<strong id="cosigned-size">%d</strong>`, n)) || !strings.Contains(page.body, "<code>"+w.Name+"</code> at <time") {
+		t.Fatalf("/verify: got %d, want the cosigned checkpoint of size %d by %s\n%s", page.status, n, w.Name, page.body)
+	}
+	js := pub.do("GET", "/verify", nil, "Accept", "application/json")
+	var rep struct {
+		Checkpoint struct {
+			Cosigned struct {
+				Size      int64
+				Witnesses []struct{ Name, At string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(js.body), &rep); err != nil || rep.Checkpoint.Cosigned.Size != n || len(rep.Checkpoint.Cosigned.Witnesses) != 1 ||
+		rep.Checkpoint.Cosigned.Witnesses[0].Name != w.Name || rep.Checkpoint.Cosigned.Witnesses[0].At == "" {
+		t.Fatalf("/verify JSON: %v %s", err, js.body)
 	}
 }

@@ -508,3 +508,47 @@ func SortedNames[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// CosignedBy is one witness's cosignature of a checkpoint.
+type CosignedBy struct {
+	Witness string // the witness's name (its key's name)
+	At      string // the cosignature's time, RFC 3339 UTC
+}
+
+// LatestCosigned returns the largest tree size any tlog witness cosigned,
+// with every witness that cosigned that size and when (the newest
+// cosignature of each), and false when none did.
+func LatestCosigned(ctx context.Context, q events.Querier) (int64, []CosignedBy, bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+anchorColumns+` FROM anchors
+		WHERE substr(witness, 1, 5) = 'tlog:' AND position = (SELECT MAX(position) FROM anchors WHERE substr(witness, 1, 5) = 'tlog:')
+		ORDER BY id DESC`)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("latest cosigned checkpoint: %w", err)
+	}
+	defer rows.Close()
+	var size int64
+	var out []CosignedBy
+	seen := map[string]bool{}
+	for rows.Next() {
+		a, err := scanAnchor(rows)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("latest cosigned checkpoint: %w", err)
+		}
+		name := strings.TrimPrefix(a.Receipt.Witness, TlogName+":")
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		size = a.Head.Position
+		at := a.Receipt.Details["cosigned_at"]
+		if at == "" {
+			at = a.AnchoredAt.UTC().Format(time.RFC3339)
+		}
+		out = append(out, CosignedBy{Witness: name, At: at})
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, false, fmt.Errorf("latest cosigned checkpoint: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Witness < out[j].Witness })
+	return size, out, len(out) > 0, nil
+}
