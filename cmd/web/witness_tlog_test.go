@@ -20,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	xtlog "golang.org/x/mod/sumdb/tlog"
 
+	"braid/internal/anchor"
 	"braid/internal/events"
 	"braid/internal/tlog"
 )
@@ -441,5 +442,45 @@ func TestServeAnchorsWithTlogWitness(t *testing.T) {
 	if err := json.Unmarshal([]byte(js.body), &rep); err != nil || rep.Checkpoint.Cosigned.Size != n || len(rep.Checkpoint.Cosigned.Witnesses) != 1 ||
 		rep.Checkpoint.Cosigned.Witnesses[0].Name != w.Name || rep.Checkpoint.Cosigned.Witnesses[0].At == "" {
 		t.Fatalf("/verify JSON: %v %s", err, js.body)
+	}
+}
+
+// BenchmarkWitnessCosign measures one add-checkpoint round trip with each
+// real witness on 127.0.0.1: the latest checkpoint posted with the
+// witness's last size, the cosignature checked (the checkpoint is the same
+// each time, so the proof is empty; the witness still checks and signs).
+//
+//	go test -run '^$' -bench WitnessCosign ./cmd/web
+func BenchmarkWitnessCosign(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		start func(testing.TB, string, string) realWitness
+	}{{"litewitness", startLitewitness}, {"omniwitness", startOmniwitness}} {
+		b.Run(c.name, func(b *testing.B) {
+			l := newTlogLog(b)
+			w := c.start(b, l.origin, l.vkey)
+			l.b.register("ada")
+			n := l.grow(b, "one")
+			db, err := sql.Open("sqlite", "file:"+l.s.DB+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			tw, err := anchor.NewTlogWitness(w.URL, w.VKey)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := &anchor.TlogPolicy{Witnesses: []*anchor.TlogWitness{tw}, Read: db, State: db}
+			ctx := context.Background()
+			if _, err := p.AnchorAll(ctx, events.Head{Position: n}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := p.AnchorAll(ctx, events.Head{Position: n}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
