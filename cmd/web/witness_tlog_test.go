@@ -363,6 +363,66 @@ func witnessScenario(t *testing.T, start func(testing.TB, string, string) realWi
 
 func TestTlogWitnessLitewitness(t *testing.T) { witnessScenario(t, startLitewitness) }
 
+// TestTlogWitnessWrongLogKey: a witness told another key for the log's
+// origin refuses its checkpoints: litewitness 403, omniwitness its
+// documented 500 (the spec says 403); exit 1, the witness named.
+func TestTlogWitnessWrongLogKey(t *testing.T) {
+	l := newTlogLog(t)
+	_, other, err := note.GenerateKey(rand.Reader, l.origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := startLitewitness(t, l.origin, other)
+	ow := startOmniwitness(t, l.origin, other)
+	l.b.register("ada")
+	l.grow(t, "one")
+	for _, c := range []struct {
+		w    realWitness
+		want string
+	}{{lw, ": 403: it does not accept the log's signature"}, {ow, ": 500: "}} {
+		code, out, errb := runWeb(t, append([]string{"anchor", "--db", l.s.DB}, tlogArgs(c.w)...)...)
+		t.Logf("%s: %s", c.w.Name, strings.TrimSpace(errb))
+		if code != 1 || !strings.Contains(errb, "tlog:"+c.w.Name+c.want) && !strings.Contains(errb, "tlog:"+c.w.Name+": 403") {
+			t.Fatalf("%s with the wrong log key: exit %d, want 1 and %q\n%s%s", c.w.Name, code, c.want, out, errb)
+		}
+	}
+}
+
+// TestTlogWitnessFlags: bad witness flags exit 2 with one line, and
+// nothing is recorded.
+func TestTlogWitnessFlags(t *testing.T) {
+	path, _ := seedLog(t, 4)
+	_, vkey, _ := note.GenerateKey(rand.Reader, "witness.test/x")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--witness", "tlog"}, "needs --witness-url and --witness-key"},
+		{[]string{"--witness", "tlog", "--witness-url", "http://127.0.0.1:1"}, "one key per URL"},
+		{[]string{"--witness", "tlog", "--witness-url", "ftp://x", "--witness-key", vkey}, "want an http:// or https:// URL"},
+		{[]string{"--witness", "tlog", "--witness-url", "http://127.0.0.1:1", "--witness-key", "nonsense"}, "--witness-key"},
+		{[]string{"--witness", "tlog", "--witness-url", "http://127.0.0.1:1", "--witness-key", vkey, "--witness-quorum", "2"}, "--witness-quorum 2: want 1 to 1"},
+		{[]string{"--witness", "tlog", "--witness-url", "http://127.0.0.1:1", "--witness-key", vkey, "--witness-url", "http://127.0.0.1:2", "--witness-key", vkey}, "given twice"},
+		{[]string{"--witness", "rfc3161", "--tsa-url", "http://127.0.0.1:1", "--witness-key", vkey}, "--witness-key does not go with --witness rfc3161"},
+		{[]string{"--witness", "tlog", "--witness-url", "http://127.0.0.1:1", "--witness-key", vkey, "--tsa-url", "http://x"}, "--tsa-url does not go with --witness tlog"},
+		{[]string{"--witness", "tlog", "--witness-url", "http://127.0.0.1:1", "--witness-key", vkey}, "nothing to anchor: no signed checkpoint yet"},
+	} {
+		code, out, errb := runWeb(t, append([]string{"anchor", "--db", path}, c.args...)...)
+		if code != 2 || out != "" || !strings.Contains(errb, c.want) || strings.Count(strings.TrimSpace(errb), "\n") > 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q", c.args, code, out, errb, c.want)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM anchors`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("anchors after bad flags: %d (%v), want 0", n, err)
+	}
+}
+
 func TestTlogWitnessOmniwitness(t *testing.T) { witnessScenario(t, startOmniwitness) }
 
 // TestTlogWitnessQuorum: two real witnesses; 2 of 2 cosign; with one

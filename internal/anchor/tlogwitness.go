@@ -312,6 +312,9 @@ func witnessRefusal(status int, reply []byte, old, size int64) error {
 		return refused("400: it refused the request (%s)", msg)
 	}
 	if status >= 500 && status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
+		if msg == "" {
+			msg = "no reason given (omniwitness answers 500 when the log's key is not the one it holds for this origin: add the key web key prints)"
+		}
 		return refused("%d: %s", status, msg)
 	}
 	return fmt.Errorf("witness answered %d: %s", status, msg)
