@@ -143,7 +143,7 @@ func (j *Job) Run(ctx context.Context) error {
 				slog.String("hash", hexHash(a.Head.Hash)), slog.String("receipt", a.Receipt.Summary()))
 		case a.ID == 0:
 			failures = 0
-			log.Info("anchor skipped: the log is empty")
+			log.Info("anchor skipped: nothing to anchor yet (the log is empty, or no checkpoint is signed yet)")
 		default:
 			failures = 0
 			log.Info("anchor skipped: head unchanged since the last anchor", slog.Int64("id", a.ID),
