@@ -96,14 +96,17 @@ func bindWitnesses(ws map[string]anchor.Witness, db *events.DB, logVKey string) 
 	if !ok {
 		return nil
 	}
-	c.Read = db.Read
-	if logVKey != "" {
-		v, err := note.NewVerifier(logVKey)
-		if err != nil {
-			return fail(exitFailed, "the log's verifier key %q: %v", logVKey, err)
-		}
-		c.Log = v
+	if logVKey == "" {
+		// Without the log's key a tlog receipt cannot be checked: the
+		// anchors are compared with the log only, and say so.
+		delete(ws, anchor.TlogName)
+		return nil
 	}
+	v, err := note.NewVerifier(logVKey)
+	if err != nil {
+		return fail(exitFailed, "the log's verifier key %q: %v", logVKey, err)
+	}
+	c.Read, c.Log = db.Read, v
 	return nil
 }
 

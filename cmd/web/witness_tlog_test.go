@@ -336,6 +336,12 @@ func witnessScenario(t *testing.T, start func(testing.TB, string, string) realWi
 	if code != 0 || strings.Count(out, "receipt checked by "+wname) != 3 {
 		t.Fatalf("verify of the witnessed log: exit %d\n%s%s", code, out, errb)
 	}
+	// Without the log's key (it lives elsewhere here) the receipts are
+	// compared with the log only, and verify says so.
+	code, out, errb = runWeb(t, "verify", "--db", l.s.DB)
+	if code != 0 || strings.Count(out, "receipt not checked: no log key") != 3 {
+		t.Fatalf("verify without the log's key: exit %d\n%s%s", code, out, errb)
+	}
 	kept := lastReceipt(t, l.s.DB, wname)
 	l.s.stop()
 

@@ -134,7 +134,7 @@ func missingChecker(witness string) string {
 		return "no --rpc-url given"
 	}
 	if strings.HasPrefix(witness, TlogName+":") {
-		return "no log key to check the checkpoint's signature with (--log-key)"
+		return "no log key to check the checkpoint's signature with (--vkey, or the key file beside the database)"
 	}
 	return "no checker for witness " + witness
 }
