@@ -1,6 +1,9 @@
 # Braid. `make test` is what CI runs (through .ci/run) on a fresh Debian machine.
 SHELL := /bin/bash
 GO ?= go
+# Real C2SP tlog witnesses for the witness tests (docs/anchoring.md).
+LITEWITNESS ?= filippo.io/torchwood/cmd/litewitness@v0.9.0
+OMNIWITNESS ?= github.com/transparency-dev/witness/cmd/omniwitness@v0.0.0-20260720115447-2e1c6971d19e
 
 .PHONY: run test deps check-format check-templ vet gotest fuzz generate assets bench bench-http build
 
@@ -24,6 +27,18 @@ deps:
 	@if [ ! -x node_modules/.bin/anvil ]; then \
 		echo "installing npm packages (anvil for the anchoring tests)"; \
 		npm install --no-audit --no-fund --loglevel=error; \
+	fi
+	@if ! command -v ssh-agent >/dev/null || ! command -v ssh-keygen >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null; \
+	fi
+	@bin=$$($(GO) env GOPATH)/bin; \
+	if [ ! -x $$bin/litewitness ] && ! command -v litewitness >/dev/null; then \
+		echo "installing litewitness (tlog witness tests)"; \
+		GOFLAGS= $(GO) install $(LITEWITNESS); \
+	fi; \
+	if [ ! -x $$bin/omniwitness ] && ! command -v omniwitness >/dev/null; then \
+		echo "installing omniwitness (tlog witness tests; about 1.5 min to build)"; \
+		GOFLAGS= $(GO) install $(OMNIWITNESS); \
 	fi
 	$(GO) mod download
 

@@ -15,7 +15,8 @@ import (
 // refused, 2 could not run (flags, empty log, database, witness unreachable).
 func anchorCmd(ctx context.Context, e env, args []string) error {
 	fs, dbPath := newFlags(e, "anchor", "anchor --witness rfc3161 --tsa-url URL [--tsa-roots PEMFILE]\n"+
-		"       web anchor --witness evm --rpc-url URL --key-file FILE [--chain-id N]")
+		"       web anchor --witness evm --rpc-url URL --key-file FILE [--chain-id N]\n"+
+		"       web anchor --witness tlog --witness-url URL --witness-key VKEY [--witness-url URL --witness-key VKEY …] [--witness-quorum N]")
 	wf := addWitnessFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -37,6 +38,10 @@ func anchorCmd(ctx context.Context, e env, args []string) error {
 	}
 	if head.Position == 0 {
 		return fail(exitFailed, "nothing to anchor: the log in %s is empty", *dbPath)
+	}
+	bindAnchoring(w, db)
+	if p, ok := w.(*anchor.TlogPolicy); ok {
+		return anchorTlog(ctx, e, db, p, head)
 	}
 	r, err := w.Anchor(ctx, head)
 	if anchor.Refused(err) {

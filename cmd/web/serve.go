@@ -113,6 +113,9 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeC()
+	if err := bindWitnesses(checkers, a.db, key.VKey); err != nil {
+		return err
+	}
 	mon := web.NewMonitor(ctx, a.db.Read, anchorFunc(a.db, checkers), log, 5*time.Second)
 	mon.Tree = func(ctx context.Context, from tlog.Head) (tlog.SinceCheck, error) {
 		return tlog.VerifySince(ctx, a.db.Read, from)
@@ -138,6 +141,7 @@ func serve(ctx context.Context, e env, args []string) error {
 		// receipts on the auxiliary connection: a slow or dead witness never
 		// holds up a command.
 		job.Head, job.DB = a.writer.Head, a.db.Aux
+		bindAnchoring(job.Witness, a.db)
 		jctx, stopJob := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); job.Run(jctx) }()

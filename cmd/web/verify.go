@@ -17,10 +17,10 @@ import (
 )
 
 func verify(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "verify", "verify [--db PATH [--deep | --since CHECKPOINT [--vkey KEY]] | --file EXPORT | --bundle PROOF [--vkey KEY] [--cosigned-by WITNESS-VKEY]...] [--json]")
+	fs, dbPath := newFlags(e, "verify", "verify [--db PATH [--deep | --since CHECKPOINT [--vkey KEY]] [--witness-key VKEY --cosigned FILE] | --file EXPORT | --bundle PROOF [--vkey KEY] [--cosigned-by WITNESS-VKEY]...] [--json]")
 	file := fs.String("file", "", "check this export (JSON Lines) instead of the database; no database needed")
 	bundle := fs.String("bundle", "", "check this proof bundle (GET /tickets/{id}/proof) offline instead of the database")
-	vkey := fs.String("vkey", "", "with --bundle: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed. With --since: default the local log key's (--log-key)")
+	vkey := fs.String("vkey", "", "with --bundle, tlog receipts and --cosigned: the log's verifier key (as web key prints it, or the site's /verify page shows it); default the one the bundle carries, which proves nothing about who signed. With --since: default the local log key's (--log-key)")
 	since := fs.String("since", "", "check only what changed since this signed checkpoint (a file saved from GET /checkpoint, - for standard input): its signature, the tree's consistency with it, and the events after it")
 	kf := addLogKeyFlags(fs, e, dbPath)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
@@ -28,6 +28,7 @@ func verify(ctx context.Context, e env, args []string) error {
 	deepTmp := fs.String("deep-tmp", "", "with --deep: directory for the scratch files (default the system's temporary directory)")
 	var witnesses stringsFlag
 	fs.Var(&witnesses, "cosigned-by", "with --bundle: a witness's verifier key (cosignature/v1); the bundle's checkpoint must carry a valid cosignature by each one given (repeatable)")
+	cosigned := fs.String("cosigned", "", "also check this cosigned checkpoint (a tlog receipt kept elsewhere) against the log's tree; needs --witness-key")
 	wf := addWitnessFlags(fs) // --tsa-roots and --rpc-url check receipts
 	if err := parse(fs, args); err != nil {
 		return err
@@ -83,6 +84,22 @@ func verify(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		defer closeC()
+		logVKey, err := logVKeyFor(*vkey, *dbPath)
+		if err != nil {
+			return err
+		}
+		if err := bindWitnesses(checkers, db, logVKey); err != nil {
+			return err
+		}
+		if *cosigned != "" {
+			trusted, err := wf.tlog.trusted()
+			if err != nil {
+				return err
+			}
+			if err := checkCosignedFile(ctx, e, db, *cosigned, logVKey, trusted); err != nil {
+				return err
+			}
+		}
 		anchors, unav, err := checkAnchors(ctx, db, checkers)
 		if err != nil {
 			return fail(exitFailed, "%v", err)

@@ -18,16 +18,18 @@ type witnessFlags struct {
 	rpcURL   *string
 	keyFile  *string
 	chainID  *uint64
+	tlog     *tlogFlags
 }
 
 func addWitnessFlags(fs *flag.FlagSet) *witnessFlags {
 	return &witnessFlags{fs: fs,
-		witness:  fs.String("witness", "", "who witnesses the head: rfc3161 (a timestamp authority) or evm (a chain)"),
+		witness:  fs.String("witness", "", "who witnesses the head: rfc3161 (a timestamp authority), evm (a chain) or tlog (C2SP tlog witnesses cosigning the signed checkpoint)"),
 		tsaURL:   fs.String("tsa-url", "", "rfc3161: URL of the timestamp authority"),
 		tsaRoots: fs.String("tsa-roots", "", "rfc3161: PEM file of trusted roots; receipts are checked against them"),
 		rpcURL:   fs.String("rpc-url", "", "evm: JSON-RPC URL of a node"),
 		keyFile:  fs.String("key-file", "", "evm: file holding the hex private key that sends the transaction"),
 		chainID:  fs.Uint64("chain-id", 0, "evm: refuse unless the node is on this chain (0: any)"),
+		tlog:     addTlogFlags(fs),
 	}
 }
 
@@ -47,7 +49,7 @@ func (wf *witnessFlags) anchoring(ctx context.Context) (w anchor.Witness, close 
 	close = func() {}
 	switch *wf.witness {
 	case anchor.RFC3161Name:
-		if err := only(*wf.witness, "rpc-url", "key-file", "chain-id"); err != nil {
+		if err := only(*wf.witness, "rpc-url", "key-file", "chain-id", "witness-url", "witness-key", "witness-quorum"); err != nil {
 			return nil, close, err
 		}
 		if *wf.tsaURL == "" {
@@ -63,7 +65,7 @@ func (wf *witnessFlags) anchoring(ctx context.Context) (w anchor.Witness, close 
 		}
 		return rw, close, nil
 	case anchor.EVMName:
-		if err := only(*wf.witness, "tsa-url", "tsa-roots"); err != nil {
+		if err := only(*wf.witness, "tsa-url", "tsa-roots", "witness-url", "witness-key", "witness-quorum"); err != nil {
 			return nil, close, err
 		}
 		if *wf.rpcURL == "" || *wf.keyFile == "" {
@@ -82,19 +84,32 @@ func (wf *witnessFlags) anchoring(ctx context.Context) (w anchor.Witness, close 
 			ew.ChainID = new(big.Int).SetUint64(*wf.chainID)
 		}
 		return ew, client.Close, nil
+	case anchor.TlogName:
+		if err := only(*wf.witness, "tsa-url", "tsa-roots", "rpc-url", "key-file", "chain-id"); err != nil {
+			return nil, close, err
+		}
+		p, err := wf.tlog.policy()
+		return p, close, err
 	case "":
-		return nil, close, fail(exitFailed, "--witness is required: rfc3161 or evm")
+		return nil, close, fail(exitFailed, "--witness is required: rfc3161, evm or tlog")
 	default:
-		return nil, close, fail(exitFailed, "unknown --witness %q: want rfc3161 or evm", *wf.witness)
+		return nil, close, fail(exitFailed, "unknown --witness %q: want rfc3161, evm or tlog", *wf.witness)
 	}
 }
 
 // checkers builds the witnesses that can check stored receipts: rfc3161
-// with --tsa-roots, evm with --rpc-url. Receipts of other witnesses are
+// with --tsa-roots, evm with --rpc-url, tlog always (offline, once bound). Receipts of other witnesses are
 // listed with their hash checked against the log and the receipt unchecked.
 func (wf *witnessFlags) checkers(ctx context.Context) (map[string]anchor.Witness, func(), error) {
 	out := map[string]anchor.Witness{}
 	close := func() {}
+	// tlog receipts are checked offline; bindWitnesses gives the checker
+	// the database and the log's key.
+	keys, err := wf.tlog.trusted()
+	if err != nil {
+		return nil, close, err
+	}
+	out[anchor.TlogName] = &anchor.TlogChecker{Keys: keys}
 	if *wf.tsaRoots != "" {
 		roots, err := anchor.LoadRoots(*wf.tsaRoots)
 		if err != nil {

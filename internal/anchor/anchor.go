@@ -47,6 +47,10 @@ type Receipt struct {
 	// Details are facts read from the receipt, for people (stored as JSON in
 	// anchors.details); Check never trusts them, it reads Data.
 	Details map[string]string
+	// Head, when set, is the head the receipt is about, if not the one the
+	// witness was asked for: a tlog witness cosigns the latest signed
+	// checkpoint, whose size may trail the braid's head.
+	Head *events.Head
 }
 
 // Summary renders the details as "key=value" pairs in key order.
@@ -73,6 +77,9 @@ type Anchor struct {
 
 // Record stores a receipt for head, anchored at at, and returns the row.
 func Record(ctx context.Context, q events.Querier, head events.Head, r Receipt, at time.Time) (Anchor, error) {
+	if r.Head != nil {
+		head = *r.Head
+	}
 	if head.Position <= 0 {
 		return Anchor{}, errs.E(errs.Invalid, "cannot record an anchor for position %d", head.Position)
 	}
@@ -165,6 +172,19 @@ func Last(ctx context.Context, q events.Querier, witness string) (Anchor, error)
 	}
 	if err != nil {
 		return Anchor{}, fmt.Errorf("last %s anchor: %w", witness, err)
+	}
+	return a, nil
+}
+
+// LastOfKind returns the newest anchor made by any witness of kind
+// ("tlog" finds "tlog:NAME"), or a not_found error.
+func LastOfKind(ctx context.Context, q events.Querier, kind string) (Anchor, error) {
+	a, err := scanAnchor(q.QueryRowContext(ctx, `SELECT `+anchorColumns+` FROM anchors WHERE witness = ? OR substr(witness, 1, ?) = ? ORDER BY id DESC LIMIT 1`, kind, len(kind)+1, kind+":"))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Anchor{}, errs.E(errs.NotFound, "nothing anchored with %s yet", kind)
+	}
+	if err != nil {
+		return Anchor{}, fmt.Errorf("last %s anchor: %w", kind, err)
 	}
 	return a, nil
 }

@@ -3,6 +3,7 @@ package anchor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"braid/internal/errs"
@@ -99,6 +100,9 @@ func check(ctx context.Context, q events.Querier, a Anchor, witnesses map[string
 		return r, nil
 	}
 	w, ok := witnesses[a.Receipt.Witness]
+	if !ok && strings.HasPrefix(a.Receipt.Witness, TlogName+":") {
+		w, ok = witnesses[TlogName]
+	}
 	if !ok {
 		r.OK = true
 		r.Receipt = "receipt not checked: " + missingChecker(a.Receipt.Witness)
@@ -128,6 +132,9 @@ func missingChecker(witness string) string {
 		return "no --tsa-roots given"
 	case EVMName:
 		return "no --rpc-url given"
+	}
+	if strings.HasPrefix(witness, TlogName+":") {
+		return "no log key to check the checkpoint's signature with (--vkey, or the key file beside the database)"
 	}
 	return "no checker for witness " + witness
 }

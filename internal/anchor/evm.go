@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -43,10 +44,31 @@ func EVMPayload(head events.Head) []byte {
 	return append(b, head.Hash[:]...)
 }
 
+// EVMPrefixV2 opens the data of an anchoring transaction that carries the
+// tree root too.
+const EVMPrefixV2 = "braid2"
+
+// EVMPayloadV2Len is the length of a v2 anchoring transaction's data: the
+// prefix, the position (8 bytes big-endian), the head hash and the root of
+// the tree of position leaves (32 bytes each).
+const EVMPayloadV2Len = len(EVMPrefixV2) + 8 + 32 + 32
+
+// EVMPayloadV2 returns the transaction data that anchors head and the
+// tree root at the same size.
+func EVMPayloadV2(head events.Head, root [32]byte) []byte {
+	b := make([]byte, 0, EVMPayloadV2Len)
+	b = append(b, EVMPrefixV2...)
+	b = binary.BigEndian.AppendUint64(b, uint64(head.Position))
+	b = append(b, head.Hash[:]...)
+	return append(b, root[:]...)
+}
+
 // ParseEVMPayload reads the head out of an anchoring transaction's data.
 func ParseEVMPayload(data []byte) (events.Head, error) {
 	var h events.Head
-	if len(data) != EVMPayloadLen || !bytes.HasPrefix(data, []byte(EVMPrefix)) {
+	if len(data) == EVMPayloadV2Len && bytes.HasPrefix(data, []byte(EVMPrefixV2)) {
+		data = data[:EVMPayloadLen] // the same layout, the root after
+	} else if len(data) != EVMPayloadLen || !bytes.HasPrefix(data, []byte(EVMPrefix)) {
 		return h, errs.E(errs.Invalid, "transaction data 0x%x is not a braid1 anchor", data)
 	}
 	h.Position = int64(binary.BigEndian.Uint64(data[len(EVMPrefix):]))
@@ -103,6 +125,10 @@ type EVM struct {
 	// Poll is how often to ask whether the transaction is mined (default
 	// 1 s); Wait is how long to keep asking (default 2 min).
 	Poll, Wait time.Duration
+	// Root, when set, gives the tree root at the head's position: the
+	// transaction then carries EVMPayloadV2 (head and root), else
+	// EVMPayload (v1). Check accepts either.
+	Root RootFunc
 }
 
 // evmReceipt is the stored receipt: JSON, readable by people and tools.
@@ -156,6 +182,11 @@ func (w *EVM) Anchor(ctx context.Context, head events.Head) (Receipt, error) {
 	}
 	from := ethcrypto.PubkeyToAddress(w.Key.PublicKey)
 	data := EVMPayload(head)
+	if root, ok, err := rootAt(ctx, w.Root, head); err != nil {
+		return Receipt{}, fmt.Errorf("evm: %w", err)
+	} else if ok {
+		data = EVMPayloadV2(head, root)
+	}
 	nonce, err := w.Client.PendingNonceAt(ctx, from)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("evm: nonce: %w", err)
@@ -197,12 +228,17 @@ func (w *EVM) Anchor(ctx context.Context, head events.Head) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("evm: encode receipt: %w", err)
 	}
-	return Receipt{Witness: EVMName, Data: blob, Details: map[string]string{
+	r := Receipt{Witness: EVMName, Data: blob, Details: map[string]string{
 		"chain_id": strconv.FormatUint(er.ChainID, 10),
 		"tx":       er.Tx,
 		"block":    strconv.FormatUint(er.Block, 10),
 		"from":     er.From,
-	}}, nil
+	}}
+	if len(data) == EVMPayloadV2Len {
+		r.Details["payload"] = EVMPrefixV2
+		r.Details["root"] = base64.StdEncoding.EncodeToString(data[EVMPayloadLen:])
+	}
+	return r, nil
 }
 
 func (w *EVM) waitMined(ctx context.Context, h common.Hash) (*types.Receipt, error) {
@@ -259,7 +295,18 @@ func (w *EVM) Check(ctx context.Context, head events.Head, r Receipt) error {
 	if pending {
 		return refused("evm: transaction %s is not mined yet", er.Tx)
 	}
-	if want := EVMPayload(head); !bytes.Equal(tx.Data(), want) {
+	want := EVMPayload(head)
+	if bytes.HasPrefix(tx.Data(), []byte(EVMPrefixV2)) {
+		root, ok, err := rootAt(ctx, w.Root, head)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return refused("evm: transaction %s anchors the tree root too, and the log has no tree of %d leaves to compare it with", er.Tx, head.Position)
+		}
+		want = EVMPayloadV2(head, root)
+	}
+	if !bytes.Equal(tx.Data(), want) {
 		if got, perr := ParseEVMPayload(tx.Data()); perr == nil {
 			return refused("evm: transaction %s anchors position %d hash %s, want position %d hash %s",
 				er.Tx, got.Position, hexHash(got.Hash), head.Position, hexHash(head.Hash))

@@ -3,6 +3,7 @@ package anchor
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -49,6 +50,9 @@ func (j *Job) Once(ctx context.Context) (Outcome, Anchor, error) {
 	head := j.Head()
 	if head.Position == 0 {
 		return Skipped, Anchor{}, nil
+	}
+	if m, ok := j.Witness.(Multi); ok {
+		return j.onceMulti(ctx, m, head)
 	}
 	last, err := Last(ctx, j.DB, j.Witness.Name())
 	switch {
@@ -139,7 +143,7 @@ func (j *Job) Run(ctx context.Context) error {
 				slog.String("hash", hexHash(a.Head.Hash)), slog.String("receipt", a.Receipt.Summary()))
 		case a.ID == 0:
 			failures = 0
-			log.Info("anchor skipped: the log is empty")
+			log.Info("anchor skipped: nothing to anchor yet (the log is empty, or no checkpoint is signed yet)")
 		default:
 			failures = 0
 			log.Info("anchor skipped: head unchanged since the last anchor", slog.Int64("id", a.ID),
@@ -147,4 +151,39 @@ func (j *Job) Run(ctx context.Context) error {
 		}
 		timer.Reset(next)
 	}
+}
+
+// onceMulti anchors with a witness that gives several receipts (a quorum
+// of tlog witnesses), skipping when the newest anchor it made is already
+// at the head or later.
+func (j *Job) onceMulti(ctx context.Context, m Multi, head events.Head) (Outcome, Anchor, error) {
+	last, err := LastOfKind(ctx, j.DB, m.Name())
+	switch {
+	case err == nil && last.Head.Position >= head.Position:
+		return Skipped, last, nil
+	case err != nil && errs.Code(err) != errs.NotFound:
+		return Skipped, Anchor{}, err
+	}
+	rs, err := m.AnchorAll(ctx, head)
+	if errors.Is(err, ErrNoCheckpoint) {
+		return Skipped, last, nil // the signer has not signed the head yet
+	}
+	if err != nil {
+		return Skipped, Anchor{}, err
+	}
+	clock := j.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	var first Anchor
+	for i, r := range rs {
+		a, err := Record(ctx, j.DB, head, r, clock())
+		if err != nil {
+			return Skipped, Anchor{}, err
+		}
+		if i == 0 {
+			first = a
+		}
+	}
+	return Anchored, first, nil
 }

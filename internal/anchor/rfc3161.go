@@ -6,12 +6,14 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +48,10 @@ type RFC3161 struct {
 	Roots *x509.CertPool
 	// Client does the HTTP; nil uses a client with a 30 s timeout.
 	Client *http.Client
+	// Root, when set, gives the tree root at the head's position: the
+	// imprint is then DigestV2 (head and root), else the head hash (v1).
+	// Check accepts either, so receipts made before the tree still hold.
+	Root RootFunc
 }
 
 // Name returns "rfc3161".
@@ -93,9 +99,18 @@ func (w *RFC3161) Anchor(ctx context.Context, head events.Head) (Receipt, error)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("rfc3161: nonce: %w", err)
 	}
+	imprint := head.Hash[:]
+	root, v2, err := rootAt(ctx, w.Root, head)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("rfc3161: %w", err)
+	}
+	if v2 {
+		d := DigestV2(head, root)
+		imprint = d[:]
+	}
 	req := timestamp.Request{
 		HashAlgorithm: crypto.SHA256,
-		HashedMessage: head.Hash[:],
+		HashedMessage: imprint,
 		Certificates:  true,
 		Nonce:         nonce,
 	}
@@ -138,7 +153,7 @@ func (w *RFC3161) Anchor(ctx context.Context, head events.Head) (Receipt, error)
 		!strings.HasPrefix(ct, "application/timestamp-response") {
 		return Receipt{}, refused("rfc3161: reply from %s has content type %q, want application/timestamp-reply", w.URL, ct)
 	}
-	ts, err := w.verify(head, der)
+	ts, err := w.verify(head, der, imprint)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -147,6 +162,11 @@ func (w *RFC3161) Anchor(ctx context.Context, head events.Head) (Receipt, error)
 	}
 	r := Receipt{Witness: RFC3161Name, Data: der, Details: tsDetails(ts)}
 	r.Details["url"] = w.URL
+	if v2 {
+		// Only said for v2, so a v1 receipt's details read as before.
+		r.Details["imprint"] = "v2"
+		r.Details["root"] = base64.StdEncoding.EncodeToString(root[:])
+	}
 	if w.Roots == nil {
 		r.Details["chain"] = "not checked: no --tsa-roots given"
 	} else {
@@ -162,13 +182,22 @@ func (w *RFC3161) Check(ctx context.Context, head events.Head, r Receipt) error 
 	if w.Roots == nil {
 		return errs.E(errs.Invalid, "rfc3161: cannot check a receipt without --tsa-roots")
 	}
-	_, err := w.verify(head, r.Data)
+	imprints := [][]byte{head.Hash[:]}
+	root, ok, err := rootAt(ctx, w.Root, head)
+	if err != nil {
+		return err
+	}
+	if ok {
+		d := DigestV2(head, root)
+		imprints = append(imprints, d[:])
+	}
+	_, err = w.verify(head, r.Data, imprints...)
 	return err
 }
 
 // verify parses a DER TimeStampResp and checks it against head: the
 // imprint, the signature, and (when Roots is set) the chain.
-func (w *RFC3161) verify(head events.Head, der []byte) (*timestamp.Timestamp, error) {
+func (w *RFC3161) verify(head events.Head, der []byte, imprints ...[]byte) (*timestamp.Timestamp, error) {
 	// ParseResponse refuses non-granted statuses and checks the signature
 	// when the token carries certificates, but never the chain.
 	ts, err := timestamp.ParseResponse(der)
@@ -178,7 +207,10 @@ func (w *RFC3161) verify(head events.Head, der []byte) (*timestamp.Timestamp, er
 	if ts.HashAlgorithm != crypto.SHA256 {
 		return nil, refused("rfc3161: token imprint uses %v, want SHA-256", ts.HashAlgorithm)
 	}
-	if !bytes.Equal(ts.HashedMessage, head.Hash[:]) {
+	if !slices.ContainsFunc(imprints, func(b []byte) bool { return bytes.Equal(ts.HashedMessage, b) }) {
+		if len(imprints) > 1 {
+			return nil, refused("rfc3161: token is over %x, want head hash %s at position %d or the v2 digest of it and the tree root (%x)", ts.HashedMessage, hexHash(head.Hash), head.Position, imprints[1])
+		}
 		return nil, refused("rfc3161: token is over %x, want head hash %s at position %d", ts.HashedMessage, hexHash(head.Hash), head.Position)
 	}
 	p7, err := pkcs7.Parse(ts.RawToken)

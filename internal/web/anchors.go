@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -40,8 +41,13 @@ func (env *Env) Anchor(c echo.Context) error {
 	for _, k := range keys {
 		v.Details = append(v.Details, [2]string{k, a.Receipt.Details[k]})
 	}
-	if a.Receipt.Witness == anchor.EVMName {
-		v.Payload = hex.EncodeToString(anchor.EVMPayload(a.Head))
+	switch a.Receipt.Witness {
+	case anchor.EVMName:
+		v.Payload = hex.EncodeToString(anchor.ExpectedEVMPayload(a))
+		v.V2 = a.Receipt.Details["payload"] == anchor.EVMPrefixV2
+	case anchor.RFC3161Name:
+		d, text := anchor.Imprint(a)
+		v.Digest, v.DigestText, v.V2 = hex.EncodeToString(d[:]), text, text != ""
 	}
 	r, err := anchor.Check(ctx, env.DB.Read, a, nil)
 	switch {
@@ -74,6 +80,10 @@ func (env *Env) AnchorReceipt(c echo.Context) error {
 		typ, ext = "application/timestamp-reply", "tsr"
 	case anchor.EVMName:
 		typ, ext = "application/json", "json"
+	default:
+		if strings.HasPrefix(a.Receipt.Witness, anchor.TlogName+":") {
+			typ, ext = "text/plain; charset=utf-8", "txt"
+		}
 	}
 	c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="anchor-%d.%s"`, a.ID, ext))
 	return c.Blob(http.StatusOK, typ, a.Receipt.Data)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/anchor"
 	"braid/internal/events"
 	"braid/internal/tlog"
 	"braid/templates"
@@ -69,6 +70,21 @@ type CheckpointStatus struct {
 	Size     *int64 `json:"size,omitempty"`
 	Root     string `json:"root,omitempty"`
 	SignedAt string `json:"signed_at,omitempty"`
+	// Cosigned is the largest checkpoint tlog witnesses cosigned.
+	Cosigned *CosignedStatus `json:"cosigned,omitempty"`
+}
+
+// CosignedStatus is the latest checkpoint cosigned by tlog witnesses: its
+// size and each witness's name and cosignature time.
+type CosignedStatus struct {
+	Size      int64           `json:"size"`
+	Witnesses []CosignedByOne `json:"witnesses"`
+}
+
+// CosignedByOne is one witness's cosignature.
+type CosignedByOne struct {
+	Name string `json:"name"`
+	At   string `json:"at"`
 }
 
 // TreeCheck is what the check of the transparency tree found: the root
@@ -462,6 +478,16 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			if ok {
 				cp.Size, cp.Root, cp.SignedAt = &latest.Size, base64.StdEncoding.EncodeToString(latest.Root[:]), latest.SignedAt.UTC().Format(time.RFC3339)
 			}
+			size, by, ok, err := anchor.LatestCosigned(c.Request().Context(), env.DB.Read)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cp.Cosigned = &CosignedStatus{Size: size}
+				for _, b := range by {
+					cp.Cosigned.Witnesses = append(cp.Cosigned.Witnesses, CosignedByOne{Name: b.Witness, At: b.At})
+				}
+			}
 		}
 		var deep *DeepCheckStatus
 		if d, ok, err := events.LatestDeepCheck(c.Request().Context(), env.DB.Read); err != nil {
@@ -486,6 +512,12 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			v.Log = &templates.VerifyLog{Origin: cp.Origin, VKey: cp.VKey, Signed: cp.Size != nil, Root: cp.Root, SignedAt: cp.SignedAt}
 			if cp.Size != nil {
 				v.Log.Size = *cp.Size
+			}
+			if cs := cp.Cosigned; cs != nil {
+				v.Log.Cosigned = &templates.VerifyCosigned{Size: cs.Size}
+				for _, w := range cs.Witnesses {
+					v.Log.Cosigned.Witnesses = append(v.Log.Cosigned.Witnesses, [2]string{w.Name, w.At})
+				}
 			}
 		}
 		if deep != nil {
