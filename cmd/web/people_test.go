@@ -52,8 +52,8 @@ func TestNamesOnPages(t *testing.T) {
 	wantStatus(t, "assign", alice.post(loc+"/assign", alice.form(loc, loc+"/assign", url.Values{"assignee": {"bob"}})), http.StatusSeeOther)
 	wantStatus(t, "comment", bob.post(loc+"/comments", bob.form(loc, loc+"/comments", url.Values{"body": {"on it"}})), http.StatusSeeOther)
 
-	alicePerson := `<a href="/people/alice">Alice Liddell</a> <small class="username">alice</small>`
-	bobPerson := `<a href="/people/bob">Bob</a> <small class="username">bob</small>`
+	alicePerson := `<a href="/people/alice">Alice Liddell</a> <small class="username">@alice</small>`
+	bobPerson := `<a href="/people/bob">Bob</a> <small class="username">@bob</small>`
 	page := bob.get(loc).body
 	for _, want := range []string{alicePerson, bobPerson, `Signed in as</span> <a href="/people/bob"`, `<time datetime="`, `<option value="alice">Alice Liddell</option>`} {
 		if !strings.Contains(page, want) {

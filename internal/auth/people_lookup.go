@@ -92,3 +92,13 @@ func usernameFree(ctx context.Context, q events.Querier, username, person string
 	}
 	return fmt.Sprintf("The username %s is taken; choose another.", username), nil
 }
+
+// usernameOf names the person with this id in a message: their current
+// username, or the id when it cannot be read.
+func usernameOf(ctx context.Context, q events.Querier, id string) string {
+	var u string
+	if err := q.QueryRowContext(ctx, `SELECT username FROM users WHERE id = ?`, id).Scan(&u); err != nil {
+		return id
+	}
+	return u
+}

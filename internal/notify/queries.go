@@ -11,21 +11,21 @@ import (
 
 // Item is one notification as the inbox shows it.
 type Item struct {
-	Position   int64  `json:"position"` // of the event told; the notification's id within a person's inbox
-	TicketID   int64  `json:"ticket_id"`
-	Title      string `json:"title"` // the ticket's title now
-	Actor      string `json:"actor"`
-	Kind       string `json:"kind"` // the event's type
-	CommentID  int64  `json:"comment_id,omitempty"`
-	Subject    string `json:"subject,omitempty"` // the assignee, for assignments
+	Position  int64  `json:"position"` // of the event told; the notification's id within a person's inbox
+	TicketID  int64  `json:"ticket_id"`
+	Title     string `json:"title"` // the ticket's title now
+	Actor     string `json:"actor"`
+	Kind      string `json:"kind"` // the event's type
+	CommentID int64  `json:"comment_id,omitempty"`
+	Subject   string `json:"subject,omitempty"` // the assignee, for assignments
 	// The current usernames of actor and subject (both person ids).
 	ActorUsername   string `json:"actor_username,omitempty"`
 	SubjectUsername string `json:"subject_username,omitempty"`
-	Mentioned  bool   `json:"mentioned"`
-	OccurredAt string `json:"occurred_at"`
-	Read       bool   `json:"read"`
-	Text       string `json:"text"` // in plain words
-	Link       string `json:"link"`
+	Mentioned       bool   `json:"mentioned"`
+	OccurredAt      string `json:"occurred_at"`
+	Read            bool   `json:"read"`
+	Text            string `json:"text"` // in plain words
+	Link            string `json:"link"`
 }
 
 // words says what happened, for the person told (me): "Bob commented on",

@@ -223,7 +223,14 @@ func (h *Handlers) Show(c echo.Context) error {
 		for id, p := range names {
 			people[id] = person{p.Username, p.Name}
 		}
-		return c.JSON(http.StatusOK, map[string]any{"ticket": t, "as_of_position": at, "people": people})
+		// Ticket's own fields, with the usernames of its author and
+		// assignee beside their ids.
+		out := struct {
+			Ticket
+			AuthorUsername   string `json:"author_username"`
+			AssigneeUsername string `json:"assignee_username,omitempty"`
+		}{t, names[t.Author].Username, names[t.Assignee].Username}
+		return c.JSON(http.StatusOK, map[string]any{"ticket": out, "as_of_position": at, "people": people})
 	}
 	v, err := h.view(c, t)
 	if err != nil {
@@ -324,7 +331,7 @@ func (h *Handlers) Assign(c echo.Context) error {
 			}
 			var err error
 			if person, err = auth.IDByUsername(ctx, h.Env.DB.Read, assignee); errs.Code(err) == errs.NotFound {
-				return errs.Field("assignee", "There is nobody called %q.", assignee)
+				return errs.Field("assignee", "There is no user called %q.", assignee)
 			} else if err != nil {
 				return err
 			}
