@@ -246,7 +246,7 @@ func TestOldStyleDatabase(t *testing.T) {
 	}
 
 	// Replay rebuilds users (with usernames and renames) row for row.
-	dump := func() string {
+	dump := func(path string) string {
 		db, err := sql.Open("sqlite", "file:"+path)
 		if err != nil {
 			t.Fatal(err)
@@ -274,15 +274,32 @@ func TestOldStyleDatabase(t *testing.T) {
 		}
 		return b.String()
 	}
-	before := dump()
+	before := dump(path)
 	if !strings.Contains(before, "|bob|rob|") || !strings.Contains(before, "robert|bob|") {
 		t.Fatalf("the projections do not hold the renames:\n%s", before)
 	}
 	if code, out, errOut := runWeb(t, "replay", "--db", path); code != 0 {
 		t.Fatalf("web replay: exit %d %q %s", code, out, errOut)
 	}
-	if after := dump(); after != before {
+	if after := dump(path); after != before {
 		t.Errorf("replay changed the people:\ngot:\n%s\nwant:\n%s", after, before)
 	}
 	verifyDB(t, path)
+
+	// The export still verifies in Python, and imports to the same people.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "braid.jsonl")
+	if code, _, errOut := runWeb(t, "export", "--db", path, "-o", file); code != 0 {
+		t.Fatalf("export: exit %d %s", code, errOut)
+	}
+	if code, out := python(t, file); code != 0 || !strings.HasPrefix(out, "intact") {
+		t.Errorf("verify-export.py: exit %d %q", code, firstLine(out))
+	}
+	restored := filepath.Join(dir, "restored.db")
+	if code, _, errOut := runWeb(t, "import", file, "--db", restored); code != 0 {
+		t.Fatalf("import: exit %d %s", code, errOut)
+	}
+	if got := dump(restored); got != before {
+		t.Errorf("the imported database holds other people:\ngot:\n%s\nwant:\n%s", got, before)
+	}
 }

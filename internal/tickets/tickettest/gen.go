@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"braid/internal/auth"
 	"braid/internal/errs"
@@ -359,6 +360,12 @@ func (g *gen) invalid() error {
 		d.Title = strings.Repeat("ü", tickets.MaxTitle+1)
 		return g.refused("long_title", errs.Invalid, func() error { return g.tix.Edit(ctx, actor, t.ID, d, t.Version, g.id()) })
 	case 8:
+		if other := g.user(); other != actor && g.rng.IntN(2) == 0 {
+			// Someone else's username, current or former, is never free.
+			return g.refused("rename_taken", errs.Invalid, func() error {
+				return g.people.ChangeUsername(ctx, actor, actor, g.names[other], Password, g.id())
+			})
+		}
 		return g.refused("comment_unknown_ticket", errs.NotFound, func() error {
 			_, err := g.tix.Comment(ctx, actor, g.tickets+1+g.rng.Int64N(100), g.comment(), g.id())
 			return err
@@ -464,7 +471,11 @@ func (g *gen) notifyStep(t tickets.Ticket, actor string) error {
 		}
 		return g.valid("unwatch", map[bool]int64{false: 0, true: 1}[w], func() error { return g.inbox.Unwatch(ctx, actor, t.ID, g.id()) })
 	case 2:
-		body := "@" + g.names[g.user()] + " " + g.comment()
+		mention := "@" + g.names[g.user()] + " "
+		body := mention + g.comment()
+		if n := utf8.RuneCountInString(body); n > tickets.MaxComment {
+			body = string([]rune(body)[:tickets.MaxComment]) // a comment at the limit, still a mention
+		}
 		return g.valid("mention", 1, func() error { _, err := g.tix.Comment(ctx, actor, t.ID, body, g.id()); return err })
 	case 3:
 		items, _, err := notify.Inbox(ctx, q, actor, 20, 0)
