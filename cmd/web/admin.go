@@ -16,13 +16,15 @@ import (
 
 // adminCommands are the operator's subcommands of `web admin`.
 var adminCommands = []struct{ name, synopsis, summary string }{
-	{"list", "admin list [--db PATH]", "list people: username, display name, when they registered"},
+	{"list", "admin list [--db PATH]", "list people: username, display name, when they registered, their id"},
 	{"reset-password", "admin reset-password [--db PATH] [--base-url URL] [--expires-in 1h] USERNAME",
 		"print a one-time link that sets a new password (and signs out every session of that person)"},
 	{"create-admin", "admin create-admin [--db PATH] USERNAME",
 		"make a registered person a site admin (role_granted, actor system); the site must be stopped"},
 	{"set-registration", "admin set-registration [--db PATH] open|invite|closed",
 		"set who may register (registration_mode_set, actor system); the site must be stopped"},
+	{"rename", "admin rename [--db PATH] OLD NEW",
+		"change a person's username (username_changed, actor system); the old one stays reserved; the site must be stopped"},
 }
 
 func adminUsage(e env) {
@@ -48,10 +50,45 @@ func adminCmd(ctx context.Context, e env, args []string) error {
 		return adminReset(ctx, e, args[1:])
 	case "create-admin":
 		return adminCommand(ctx, e, args[1:], 2, "USERNAME", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
-			if err := s.Grant(ctx, auth.System, arg, ""); err != nil {
+			id, err := auth.IDByUsername(ctx, s.DB.Read, arg)
+			if err != nil {
+				return "", err
+			}
+			if err := s.Grant(ctx, auth.System, id, ""); err != nil {
 				return "", err
 			}
 			return fmt.Sprintf("%s is now a site admin (role_granted, actor system).", arg), nil
+		})
+	case "rename":
+		// Two arguments: OLD NEW, passed to adminCommand as one "OLD NEW".
+		var names, rest []string
+		for i := 1; i < len(args); i++ {
+			switch a := args[i]; {
+			case a == "--db" && i+1 < len(args):
+				rest = append(rest, a, args[i+1])
+				i++
+			case isFlag(a) || a == "-h" || a == "--help":
+				rest = append(rest, a)
+			default:
+				names = append(names, a)
+			}
+		}
+		if len(names) > 2 {
+			return fail(exitFailed, "unexpected argument %q", names[2])
+		}
+		if len(names) == 1 {
+			return fail(exitFailed, "name the new username too: web %s", adminCommands[4].synopsis)
+		}
+		if len(names) == 2 {
+			rest = append([]string{names[0] + " " + names[1]}, rest...)
+		}
+		return adminCommand(ctx, e, rest, 4, "OLD NEW", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
+			old, name, _ := strings.Cut(arg, " ")
+			id, err := s.RenameUser(ctx, old, name)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s is now %s (username_changed, actor system; id %s). They sign in with the new username; %s stays reserved for them.", old, name, id, old), nil
 		})
 	case "set-registration":
 		return adminCommand(ctx, e, args[1:], 3, "MODE", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
@@ -149,9 +186,9 @@ func adminList(ctx context.Context, e env, args []string) error {
 		return fail(exitFailed, "%v", err)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tDISPLAY NAME\tREGISTERED")
+	fmt.Fprintln(tw, "USERNAME\tDISPLAY NAME\tREGISTERED\tID")
 	for _, p := range people {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.DisplayName, p.RegisteredAt)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Username, p.DisplayName, p.RegisteredAt, p.ID)
 	}
 	return tw.Flush()
 }
@@ -193,7 +230,14 @@ func adminReset(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	token, err := auth.IssueReset(ctx, db.Aux, user, time.Now(), *ttl)
+	id, err := auth.IDByUsername(ctx, db.Read, user)
+	if err != nil {
+		if errs.Code(err) == errs.NotFound {
+			return fail(exitBroken, "there is nobody called %q (web admin list shows who there is)", user)
+		}
+		return fail(exitFailed, "%v", err)
+	}
+	token, err := auth.IssueReset(ctx, db.Aux, id, time.Now(), *ttl)
 	if err != nil {
 		if errs.Code(err) == errs.NotFound {
 			return fail(exitBroken, "there is nobody called %q (web admin list shows who there is)", user)

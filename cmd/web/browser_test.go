@@ -230,7 +230,7 @@ func TestBrowserFlows(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("assignee"), "bob"),
 		chromedp.Click(chromedp.CSS(`form[action="/tickets/1/assign"] button`)),
 	)
-	ada.waitFor("assigned to Bob", `document.querySelector("hgroup").innerText.includes("assigned to Bob bob")`)
+	ada.waitFor("assigned to Bob", `document.querySelector("hgroup").innerText.includes("assigned to Bob @bob")`)
 	ada.do(chromedp.Click(chromedp.CSS(`form[action="/tickets/1/close"] button`)))
 	ada.waitFor("closed", `!!document.querySelector(".status-closed") && !!document.querySelector('form[action="/tickets/1/reopen"]')`)
 	ada.do(chromedp.Click(chromedp.CSS(`form[action="/tickets/1/reopen"] button`)))

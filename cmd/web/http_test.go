@@ -312,13 +312,14 @@ func TestHTTPContract(t *testing.T) {
 	var got struct {
 		Ticket struct {
 			Title, Status, Assignee string
+			AssigneeUsername        string `json:"assignee_username"`
 			Comments                []struct{ Body string }
 		}
 	}
 	if err := json.Unmarshal([]byte(ada.do("GET", ticket, nil, "Accept", "application/json").body), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Ticket.Title != "bob's title" || got.Ticket.Status != "open" || got.Ticket.Assignee != "bob" || len(got.Ticket.Comments) != 3 {
+	if got.Ticket.Title != "bob's title" || got.Ticket.Status != "open" || got.Ticket.Assignee != idOf(t, s.DB, "bob") || got.Ticket.AssigneeUsername != "bob" || len(got.Ticket.Comments) != 3 {
 		t.Fatalf("JSON ticket: got %+v", got.Ticket)
 	}
 

@@ -102,7 +102,7 @@ func TestFirstPersonIsAdminThenRegistrationIsByInvitation(t *testing.T) {
 		t.Fatalf("the welcome does not say ada is admin:\n%.2000s", a.body)
 	}
 	evs := eventsAfter(t, s.DB, 0)
-	if typesOf(evs) != "user_registered role_granted" || evs[1].Data["person"] != "ada" || evs[1].Data["role"] != "admin" || evs[1].Data["by"] != "system" {
+	if typesOf(evs) != "user_registered role_granted" || evs[1].Data["person"] != idOf(t, s.DB, "ada") || evs[1].Data["role"] != "admin" || evs[1].Data["by"] != "system" {
 		t.Fatalf("first registration appended %+v, want user_registered then role_granted admin to ada by system", evs)
 	}
 
@@ -126,7 +126,7 @@ func TestFirstPersonIsAdminThenRegistrationIsByInvitation(t *testing.T) {
 	if a := ada.command("/admin", "/admin/registration", url.Values{"mode": {"open"}}); a.status != 303 {
 		t.Fatalf("set registration open: got %d\n%.800s", a.status, a.body)
 	}
-	if evs := eventsAfter(t, s.DB, 2); typesOf(evs) != "registration_mode_set" || evs[0].Actor != "ada" || evs[0].Data["mode"] != "open" {
+	if evs := eventsAfter(t, s.DB, 2); typesOf(evs) != "registration_mode_set" || evs[0].Actor != idOf(t, s.DB, "ada") || evs[0].Data["mode"] != "open" {
 		t.Fatalf("set registration appended %+v", evs)
 	}
 	bob.register("bob")
@@ -170,7 +170,7 @@ func TestInvitationWorksOnceAndItsSecretStaysOutOfTheLog(t *testing.T) {
 		t.Fatalf("token %q: want at least 128 bits", token)
 	}
 	evs := eventsAfter(t, s.DB, 2)
-	if typesOf(evs) != "invitation_created" || evs[0].Actor != "ada" || evs[0].Data["role"] != "member" || evs[0].Data["expires_at"] == nil {
+	if typesOf(evs) != "invitation_created" || evs[0].Actor != idOf(t, s.DB, "ada") || evs[0].Data["role"] != "member" || evs[0].Data["expires_at"] == nil {
 		t.Fatalf("creating the invitation appended %+v", evs)
 	}
 	id, _ := evs[0].Data["invitation"].(string)
@@ -190,7 +190,7 @@ func TestInvitationWorksOnceAndItsSecretStaysOutOfTheLog(t *testing.T) {
 		t.Fatalf("POST /join: got %d\n%.800s", a.status, a.body)
 	}
 	evs = eventsAfter(t, s.DB, 3)
-	if typesOf(evs) != "user_registered invitation_used" || evs[1].Data["person"] != "bob" || evs[1].Data["invitation"] != id {
+	if typesOf(evs) != "user_registered invitation_used" || evs[1].Data["person"] != idOf(t, s.DB, "bob") || evs[1].Data["invitation"] != id {
 		t.Fatalf("joining appended %+v, want user_registered and invitation_used", evs)
 	}
 	if a := bob.get("/admin"); a.status != 403 {
@@ -221,7 +221,7 @@ func TestInvitationWorksOnceAndItsSecretStaysOutOfTheLog(t *testing.T) {
 	if a := ada.command("/admin", "/admin/invitations/"+rid+"/revoke", nil); a.status != 303 {
 		t.Fatalf("revoke: got %d\n%.600s", a.status, a.body)
 	}
-	if e := eventsAfter(t, s.DB, len(evs)); typesOf(e) != "invitation_revoked" || e[0].Actor != "ada" {
+	if e := eventsAfter(t, s.DB, len(evs)); typesOf(e) != "invitation_revoked" || e[0].Actor != idOf(t, s.DB, "ada") {
 		t.Fatalf("revoking appended %+v", e)
 	}
 	if a := cyd.get("/join/" + revoked); a.status != 404 {
@@ -231,7 +231,7 @@ func TestInvitationWorksOnceAndItsSecretStaysOutOfTheLog(t *testing.T) {
 	if a := cyd.join(admin, "cyd"); a.status != 303 {
 		t.Fatalf("join as admin: got %d", a.status)
 	}
-	if e := eventsAfter(t, s.DB, n); typesOf(e) != "user_registered role_granted invitation_used" || e[1].Data["by"] != "ada" {
+	if e := eventsAfter(t, s.DB, n); typesOf(e) != "user_registered role_granted invitation_used" || e[1].Data["by"] != idOf(t, s.DB, "ada") {
 		t.Fatalf("joining as admin appended %+v", e)
 	}
 	if a := cyd.get("/admin"); a.status != 200 {
@@ -280,18 +280,20 @@ func TestInvitationExpires(t *testing.T) {
 	}
 	defer w.Close()
 	svc := &auth.Service{DB: db, Writer: w, Types: ty.users, Cost: bcrypt.MinCost, Now: clock}
+	ids := map[string]string{}
 	reg1 := func(u, token string) error {
-		_, _, err := svc.SignUp(ctx, auth.Registration{Username: u, Password: "correct horse", Confirmation: "correct horse", Invitation: token}, "")
+		id, _, err := svc.SignUp(ctx, auth.Registration{Username: u, Password: "correct horse", Confirmation: "correct horse", Invitation: token}, "")
+		ids[u] = id
 		return err
 	}
 	if err := reg1("ada", ""); err != nil {
 		t.Fatal(err)
 	}
-	a, err := svc.CreateInvitation(ctx, "ada", auth.Invite{Role: "member", ExpiresIn: 1}, "")
+	a, err := svc.CreateInvitation(ctx, ids["ada"], auth.Invite{Role: "member", ExpiresIn: 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := svc.CreateInvitation(ctx, "ada", auth.Invite{Role: "member", ExpiresIn: 1}, "")
+	b, err := svc.CreateInvitation(ctx, ids["ada"], auth.Invite{Role: "member", ExpiresIn: 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,11 +318,11 @@ func TestInvitationExpires(t *testing.T) {
 	}
 	// Out of range or unknown roles are refused before anything is written.
 	for _, in := range []auth.Invite{{Role: "member", ExpiresIn: 0}, {Role: "member", ExpiresIn: 169}, {Role: "owner", ExpiresIn: 1}} {
-		if _, err := svc.CreateInvitation(ctx, "ada", in, ""); errs.Code(err) != errs.Invalid {
+		if _, err := svc.CreateInvitation(ctx, ids["ada"], in, ""); errs.Code(err) != errs.Invalid {
 			t.Fatalf("%+v: got %v, want invalid", in, err)
 		}
 	}
-	if _, err := svc.CreateInvitation(ctx, "bob", auth.Invite{Role: "member", ExpiresIn: 1}, ""); errs.Code(err) != errs.Forbidden {
+	if _, err := svc.CreateInvitation(ctx, ids["bob"], auth.Invite{Role: "member", ExpiresIn: 1}, ""); errs.Code(err) != errs.Forbidden {
 		t.Fatalf("a member creating an invitation: got %v, want forbidden", err)
 	}
 	if w.Head().Position != before {
@@ -425,7 +427,7 @@ func TestAdminRoutesByRole(t *testing.T) {
 	if a := ada.get("/admin"); a.status != 403 {
 		t.Fatalf("ada after revocation: got %d, want 403", a.status)
 	}
-	if e := eventsAfter(t, s.DB, countEvents(t, s.DB)-1); typesOf(e) != "role_revoked" || e[0].Actor != "bob" || e[0].Data["person"] != "ada" {
+	if e := eventsAfter(t, s.DB, countEvents(t, s.DB)-1); typesOf(e) != "role_revoked" || e[0].Actor != idOf(t, s.DB, "bob") || e[0].Data["person"] != idOf(t, s.DB, "ada") {
 		t.Fatalf("revocation event %+v", e)
 	}
 }
@@ -460,7 +462,7 @@ func TestAdminCommandsAppendAsSystem(t *testing.T) {
 		t.Fatalf("set-registration: exit %d, %q %q", code, out, errb)
 	}
 	evs := eventsAfter(t, s.DB, n)
-	if typesOf(evs) != "role_granted registration_mode_set" || evs[0].Actor != "system" || evs[0].Data["person"] != "bob" || evs[1].Actor != "system" || evs[1].Data["mode"] != "open" {
+	if typesOf(evs) != "role_granted registration_mode_set" || evs[0].Actor != "system" || evs[0].Data["person"] != idOf(t, s.DB, "bob") || evs[1].Actor != "system" || evs[1].Data["mode"] != "open" {
 		t.Fatalf("the operator's commands appended %+v", evs)
 	}
 	verifyDB(t, s.DB)

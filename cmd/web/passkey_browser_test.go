@@ -92,7 +92,7 @@ func TestPasskeysInBrowser(t *testing.T) {
 	ada.register("ada")
 	ada.visit("/inbox")
 	ada.do(chromedp.SendKeys(chromedp.ID("email"), "ada@example.org"), chromedp.Click(chromedp.CSS(`form[action="/inbox/email"] button`)))
-	ada.waitFor("the address kept", `document.querySelector("#email") && document.querySelector("#email").value === "ada@example.org"`)
+	ada.waitFor("the address kept", `document.body.innerText.includes("Digests go to ada@example.org") && document.querySelector("#email") && document.querySelector("#email").value === "ada@example.org"`)
 	ada.visit("/admin")
 	ada.do(chromedp.SendKeys(chromedp.ID("note"), "for Bob"), chromedp.Click(chromedp.CSS(`form[action="/admin/invitations"] button`)))
 	ada.waitFor("the invitation link", `!!document.querySelector(".banner a[href*='/join/']")`)
@@ -117,7 +117,7 @@ func TestPasskeysInBrowser(t *testing.T) {
 	bob.do(chromedp.SendKeys(chromedp.ID("name"), "laptop"), chromedp.Click(chromedp.CSS(`#passkey-add button[type=submit]`)))
 	bob.waitFor("the passkey listed", `location.pathname === "/people/bob" && document.querySelector("ul.passkeys") && document.querySelector("ul.passkeys").innerText.includes("laptop")`)
 	bob.shots("profile-passkeys")
-	if n, actor, data := eventsOfType(t, s.DB, "passkey_added"); n != 1 || actor != "bob" || !strings.Contains(data, `"name":"laptop"`) {
+	if n, actor, data := eventsOfType(t, s.DB, "passkey_added"); n != 1 || actor != idOf(t, s.DB, "bob") || !strings.Contains(data, `"name":"laptop"`) {
 		t.Fatalf("passkey_added: %d events, actor %q, data %s", n, actor, data)
 	}
 

@@ -182,7 +182,7 @@ func TestPasskeyRefusals(t *testing.T) {
 	if a, o := alice.addPasskey("alice", "laptop", key); a.status != http.StatusOK {
 		t.Fatalf("add passkey: got %d %v", a.status, o)
 	}
-	if n, actor, data := eventsOfType(t, s.DB, "passkey_added"); n != 1 || actor != "alice" || strings.Contains(data, "public") || !strings.Contains(data, "credential_id_hash") {
+	if n, actor, data := eventsOfType(t, s.DB, "passkey_added"); n != 1 || actor != idOf(t, s.DB, "alice") || strings.Contains(data, "public") || !strings.Contains(data, "credential_id_hash") {
 		t.Fatalf("passkey_added: %d, actor %q, data %s", n, actor, data)
 	}
 
@@ -190,7 +190,7 @@ func TestPasskeyRefusals(t *testing.T) {
 	visitor := newBrowser(t, s.URL).from("127.0.0.81")
 	chal, csrf := visitor.passkeyOptions()
 	good := key.get(chal)
-	if a, o := visitor.postJSON("/login/passkey", csrf, good); a.status != http.StatusOK || o["user"] != "alice" {
+	if a, o := visitor.postJSON("/login/passkey", csrf, good); a.status != http.StatusOK || o["username"] != "alice" || o["user"] != idOf(t, s.DB, "alice") {
 		t.Fatalf("sign in with passkey: got %d %v", a.status, o)
 	}
 	if !passkeySignedIn(visitor) {

@@ -52,8 +52,8 @@ func TestNamesOnPages(t *testing.T) {
 	wantStatus(t, "assign", alice.post(loc+"/assign", alice.form(loc, loc+"/assign", url.Values{"assignee": {"bob"}})), http.StatusSeeOther)
 	wantStatus(t, "comment", bob.post(loc+"/comments", bob.form(loc, loc+"/comments", url.Values{"body": {"on it"}})), http.StatusSeeOther)
 
-	alicePerson := `<a href="/people/alice">Alice Liddell</a> <small class="username">alice</small>`
-	bobPerson := `<a href="/people/bob">Bob</a> <small class="username">bob</small>`
+	alicePerson := `<a href="/people/alice">Alice Liddell</a> <small class="username">@alice</small>`
+	bobPerson := `<a href="/people/bob">Bob</a> <small class="username">@bob</small>`
 	page := bob.get(loc).body
 	for _, want := range []string{alicePerson, bobPerson, `Signed in as</span> <a href="/people/bob"`, `<time datetime="`, `<option value="alice">Alice Liddell</option>`} {
 		if !strings.Contains(page, want) {
@@ -132,7 +132,7 @@ func TestChangeDisplayName(t *testing.T) {
 		t.Fatalf("refused renames appended: %d events, want %d", n, before)
 	}
 	wantStatus(t, "rename", alice.post("/account/name", alice.form("/people/alice", "/account/name", url.Values{"display_name": {"Alice Liddell"}})), http.StatusSeeOther)
-	if n, actor, data := eventsOfType(t, s.DB, "display_name_changed"); n != 1 || actor != "alice" || data != `{"display_name":"Alice Liddell"}` {
+	if n, actor, data := eventsOfType(t, s.DB, "display_name_changed"); n != 1 || actor != idOf(t, s.DB, "alice") || data != `{"display_name":"Alice Liddell"}` {
 		t.Errorf("display_name_changed: got %d by %q %s, want 1 by alice", n, actor, data)
 	}
 	if page := alice.get(loc).body; !strings.Contains(page, `<a href="/people/alice">Alice Liddell</a>`) {
@@ -152,7 +152,7 @@ func TestChangeDisplayName(t *testing.T) {
 		t.Fatalf("replay: exit %d", code)
 	}
 	var name string
-	if err := db.QueryRow(`SELECT display_name FROM users WHERE id = 'alice'`).Scan(&name); err != nil || name != "Alice Liddell" {
+	if err := db.QueryRow(`SELECT display_name FROM users WHERE username = 'alice'`).Scan(&name); err != nil || name != "Alice Liddell" {
 		t.Errorf("after replay: display name %q (%v), want Alice Liddell", name, err)
 	}
 }
@@ -190,7 +190,7 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("the other session after a password change: got %d %s, want 303 to /login", a.status, a.location)
 	}
 	n, actor, data := eventsOfType(t, s.DB, "password_changed")
-	if n != 1 || actor != "alice" || strings.Contains(data, "staple") || strings.Contains(data, "horse") || strings.Contains(data, "$2a$") {
+	if n != 1 || actor != idOf(t, s.DB, "alice") || strings.Contains(data, "staple") || strings.Contains(data, "horse") || strings.Contains(data, "$2a$") {
 		t.Errorf("password_changed: got %d by %q %s, want 1 by alice with no secret", n, actor, data)
 	}
 	three := newBrowser(t, s.URL).from("127.0.0.3")

@@ -86,6 +86,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// People: profiles, and one's own account.
 	u.GET("/people/:username", people.Profile)
 	u.POST("/account/name", people.Rename)
+	u.POST("/account/username", people.ChangeUsername)
 	u.POST("/account/password", people.ChangePassword)
 	u.POST("/account/sessions", people.SignOutOthers)
 	u.POST("/account/passkeys/options", people.PasskeyAddOptions)

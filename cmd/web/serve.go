@@ -19,6 +19,7 @@ import (
 	"braid/internal/tlog"
 	"braid/internal/web"
 	"braid/static"
+	"braid/templates"
 )
 
 func serve(ctx context.Context, e env, args []string) error {
@@ -207,7 +208,7 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	// extractor echo would believe X-Forwarded-For from anyone.
 	e.IPExtractor = ip
 	e.HTTPErrorHandler = w.ErrorHandler
-	w.Names = func(ctx context.Context, ids []string) (map[string]string, error) {
+	w.Names = func(ctx context.Context, ids []string) (map[string]templates.Person, error) {
 		return auth.Names(ctx, a.db.Read, ids)
 	}
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now, Override: registration},

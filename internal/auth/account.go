@@ -16,6 +16,7 @@ import (
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
+	"braid/templates"
 )
 
 // DisplayNameChanged is the payload of display_name_changed.
@@ -53,35 +54,39 @@ func (s *Service) hash(password string) ([]byte, error) {
 	return h, nil
 }
 
-// Rename changes a person's display name (display_name_changed). An empty
-// name means the username, as at registration.
-func (s *Service) Rename(ctx context.Context, username, name, commandID string) error {
+// Rename changes a person's display name (display_name_changed); person
+// is their id. An empty name means the username, as at registration.
+func (s *Service) Rename(ctx context.Context, person, name, commandID string) error {
 	name = strings.TrimSpace(name)
 	if err := input.Line("display_name", "The display name", name, 64); err != nil {
 		return err
 	}
 	if name == "" {
-		name = username
+		u, err := Lookup(ctx, s.DB.Read, person)
+		if err != nil {
+			return err
+		}
+		name = u.Username
 	}
 	_, err := s.Writer.Do(ctx, events.Command{
-		ID: commandID, Actor: username,
-		Fingerprint: events.Fingerprint("rename", username, name),
+		ID: commandID, Actor: person,
+		Fingerprint: events.Fingerprint("rename", person, name),
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-			v, _, err := tx.Last(ctx, Aggregate, username)
+			v, _, err := tx.Last(ctx, Aggregate, person)
 			if err != nil {
 				return nil, err
 			}
 			if v == 0 {
-				return nil, errs.E(errs.NotFound, "there is no user called %s", username)
+				return nil, errs.E(errs.NotFound, "there is no user called %s", person)
 			}
 			var cur string
-			if err := tx.Q().QueryRowContext(ctx, `SELECT display_name FROM users WHERE id = ?`, username).Scan(&cur); err != nil {
+			if err := tx.Q().QueryRowContext(ctx, `SELECT display_name FROM users WHERE id = ?`, person).Scan(&cur); err != nil {
 				return nil, fmt.Errorf("read display name: %w", err)
 			}
 			if cur == name {
 				return nil, errs.Field("display_name", "That is already your display name.")
 			}
-			return []events.Change{{AggregateType: Aggregate, AggregateID: username, Expect: v,
+			return []events.Change{{AggregateType: Aggregate, AggregateID: person, Expect: v,
 				Events: []events.Pending{s.Types.DisplayNameChanged.New(DisplayNameChanged{DisplayName: name})}}}, nil
 		},
 	})
@@ -102,20 +107,19 @@ func checkNewPassword(password, confirmation string) map[string]string {
 	return fields
 }
 
-// ChangePassword sets a new password for username after checking the
+// ChangePassword sets a new password for person after checking the
 // current one (the caller counts the attempt with the sign-in limiter). In
 // one transaction: password_changed in the log, the new hash in
 // credentials, the person's session epoch raised, which signs out every
 // other session. It returns the new epoch, for the caller's own session.
-func (s *Service) ChangePassword(ctx context.Context, username, current, password, confirmation, commandID string) (int64, error) {
+func (s *Service) ChangePassword(ctx context.Context, person, current, password, confirmation, commandID string) (int64, error) {
 	fields := checkNewPassword(password, confirmation)
 	if len(fields) > 0 {
 		return 0, &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: fields}
 	}
-	if _, err := s.Authenticate(ctx, username, current); err != nil {
+	if err := s.checkPassword(ctx, person, current); err != nil {
 		if errs.Code(err) == errs.Invalid {
-			return 0, &errs.Error{Code: errs.Invalid, Message: "The current password is wrong; nothing was changed.",
-				Fields: map[string]string{"current_password": "This is not your current password."}}
+			return 0, errBadPassword
 		}
 		return 0, err
 	}
@@ -125,21 +129,21 @@ func (s *Service) ChangePassword(ctx context.Context, username, current, passwor
 	}
 	var epoch int64
 	res, err := s.Writer.Do(ctx, events.Command{
-		ID: commandID, Actor: username,
-		Fingerprint: events.Fingerprint("change_password", username),
+		ID: commandID, Actor: person,
+		Fingerprint: events.Fingerprint("change_password", person),
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-			v, _, err := tx.Last(ctx, Aggregate, username)
+			v, _, err := tx.Last(ctx, Aggregate, person)
 			if err != nil {
 				return nil, err
 			}
-			return []events.Change{{AggregateType: Aggregate, AggregateID: username, Expect: v,
+			return []events.Change{{AggregateType: Aggregate, AggregateID: person, Expect: v,
 				Events: []events.Pending{s.Types.PasswordChanged.New(PasswordChanged{OtherSessionsEnded: true})}}}, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
-			if _, err := q.ExecContext(ctx, `UPDATE credentials SET password_hash = ? WHERE user_id = ?`, hash, username); err != nil {
+			if _, err := q.ExecContext(ctx, `UPDATE credentials SET password_hash = ? WHERE user_id = ?`, hash, person); err != nil {
 				return fmt.Errorf("store password: %w", err)
 			}
-			epoch, err = bumpEpoch(ctx, q, username)
+			epoch, err = bumpEpoch(ctx, q, person)
 			return err
 		},
 	})
@@ -147,34 +151,34 @@ func (s *Service) ChangePassword(ctx context.Context, username, current, passwor
 		return 0, err
 	}
 	if res.Repeated {
-		return Epoch(ctx, s.DB.Read, username)
+		return Epoch(ctx, s.DB.Read, person)
 	}
 	return epoch, nil
 }
 
-// bumpEpoch raises username's session epoch and returns the new one.
-func bumpEpoch(ctx context.Context, q events.Querier, username string) (int64, error) {
+// bumpEpoch raises person's session epoch and returns the new one.
+func bumpEpoch(ctx context.Context, q events.Querier, person string) (int64, error) {
 	var epoch int64
 	err := q.QueryRowContext(ctx, `INSERT INTO session_epochs (user_id, epoch) VALUES (?, 1)
-		ON CONFLICT (user_id) DO UPDATE SET epoch = epoch + 1 RETURNING epoch`, username).Scan(&epoch)
+		ON CONFLICT (user_id) DO UPDATE SET epoch = epoch + 1 RETURNING epoch`, person).Scan(&epoch)
 	if err != nil {
 		return 0, fmt.Errorf("raise session epoch: %w", err)
 	}
 	return epoch, nil
 }
 
-// SignOutOthers raises username's session epoch, so every session signed
+// SignOutOthers raises person's session epoch, so every session signed
 // in under an older one is signed out at its next request; it returns the
 // new epoch for the caller's own session. Nothing is appended to the log:
 // sessions are not history.
-func (s *Service) SignOutOthers(ctx context.Context, username string) (int64, error) {
-	return bumpEpoch(ctx, s.DB.Aux, username)
+func (s *Service) SignOutOthers(ctx context.Context, person string) (int64, error) {
+	return bumpEpoch(ctx, s.DB.Aux, person)
 }
 
-// Epoch returns username's session epoch (0 until first raised).
-func Epoch(ctx context.Context, q events.Querier, username string) (int64, error) {
+// Epoch returns person's session epoch (0 until first raised).
+func Epoch(ctx context.Context, q events.Querier, person string) (int64, error) {
 	var epoch int64
-	err := q.QueryRowContext(ctx, `SELECT epoch FROM session_epochs WHERE user_id = ?`, username).Scan(&epoch)
+	err := q.QueryRowContext(ctx, `SELECT epoch FROM session_epochs WHERE user_id = ?`, person).Scan(&epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -192,11 +196,11 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-// IssueReset makes a one-time password reset link for username, valid
+// IssueReset makes a one-time password reset link for person, valid
 // for ttl from now. Only the token's SHA-256 is stored (outside the log);
 // the token itself is returned once, for the operator to pass on.
-func IssueReset(ctx context.Context, q events.Querier, username string, now time.Time, ttl time.Duration) (string, error) {
-	if _, err := Lookup(ctx, q, username); err != nil {
+func IssueReset(ctx context.Context, q events.Querier, person string, now time.Time, ttl time.Duration) (string, error) {
+	if _, err := Lookup(ctx, q, person); err != nil {
 		return "", err
 	}
 	b := make([]byte, ResetTokenBytes)
@@ -205,7 +209,7 @@ func IssueReset(ctx context.Context, q events.Querier, username string, now time
 	}
 	token := base64.RawURLEncoding.EncodeToString(b)
 	_, err := q.ExecContext(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-		tokenHash(token), username, now.UTC().Format(time.RFC3339Nano), now.Add(ttl).UTC().Format(time.RFC3339Nano))
+		tokenHash(token), person, now.UTC().Format(time.RFC3339Nano), now.Add(ttl).UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return "", fmt.Errorf("store reset link: %w", err)
 	}
@@ -239,7 +243,7 @@ func findReset(ctx context.Context, q events.Querier, token string, now time.Tim
 	return r, nil
 }
 
-// CheckReset returns the username a reset token is for, or not_found when
+// CheckReset returns the id of the person a reset token is for, or not_found when
 // the link was used, has expired or never existed.
 func (s *Service) CheckReset(ctx context.Context, token string) (string, error) {
 	r, err := findReset(ctx, s.DB.Read, token, s.now())
@@ -306,10 +310,10 @@ func (s *Service) Reset(ctx context.Context, token, password, confirmation, comm
 	return r.user, nil
 }
 
-// Names returns the display name of each username in ids that is known,
-// in one query.
-func Names(ctx context.Context, q events.Querier, ids []string) (map[string]string, error) {
-	out := make(map[string]string, len(ids))
+// Names returns how to name each person in ids that is known (their
+// display name and current username), in one query.
+func Names(ctx context.Context, q events.Querier, ids []string) (map[string]templates.Person, error) {
+	out := make(map[string]templates.Person, len(ids))
 	uniq := make([]any, 0, len(ids))
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -322,17 +326,17 @@ func Names(ctx context.Context, q events.Querier, ids []string) (map[string]stri
 		return out, nil
 	}
 	// SQLite allows 32,766 parameters; a page names a few dozen people.
-	rows, err := q.QueryContext(ctx, `SELECT id, display_name FROM users WHERE id IN (?`+strings.Repeat(",?", len(uniq)-1)+`)`, uniq...)
+	rows, err := q.QueryContext(ctx, `SELECT id, username, display_name FROM users WHERE id IN (?`+strings.Repeat(",?", len(uniq)-1)+`)`, uniq...)
 	if err != nil {
 		return nil, fmt.Errorf("look up names: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
+		var p templates.Person
+		if err := rows.Scan(&p.ID, &p.Username, &p.Name); err != nil {
 			return nil, err
 		}
-		out[id] = name
+		out[p.ID] = p
 	}
 	return out, rows.Err()
 }

@@ -88,7 +88,12 @@ func (h *Handlers) adminView(ctx context.Context) (templates.AdminView, error) {
 	if err != nil {
 		return v, err
 	}
-	who := func(id string) templates.Person { return templates.Person{Username: id, Name: names[id]} }
+	who := func(id string) templates.Person {
+		if p, ok := names[id]; ok {
+			return p
+		}
+		return templates.Person{ID: id, Username: id}
+	}
 	for _, p := range people {
 		admin := false
 		for _, r := range roles[p.ID] {
@@ -97,7 +102,7 @@ func (h *Handlers) adminView(ctx context.Context) (templates.AdminView, error) {
 		if admin {
 			v.Admins++
 		}
-		v.People = append(v.People, templates.AdminPerson{Who: templates.Person{Username: p.ID, Name: p.DisplayName},
+		v.People = append(v.People, templates.AdminPerson{Who: templates.Person{ID: p.ID, Username: p.Username, Name: p.DisplayName},
 			RegisteredAt: p.RegisteredAt, Admin: admin, CommandID: events.NewID()})
 	}
 	now := time.Now()
@@ -188,12 +193,16 @@ func (h *Handlers) SetRole(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	person := strings.TrimSpace(c.FormValue("person"))
+	person := normalUsername(c.FormValue("person")) // a username, as the page and people type it
+	id, err := IDByUsername(ctx, h.Env.DB.Read, person)
+	if err != nil {
+		return err
+	}
 	switch c.FormValue("action") {
 	case "grant":
-		err = h.Service.Grant(ctx, who, person, c.FormValue("command_id"))
+		err = h.Service.Grant(ctx, who, id, c.FormValue("command_id"))
 	case "revoke":
-		err = h.Service.Revoke(ctx, who, person, c.FormValue("command_id"))
+		err = h.Service.Revoke(ctx, who, id, c.FormValue("command_id"))
 	default:
 		err = errs.E(errs.Invalid, "action must be grant or revoke")
 	}

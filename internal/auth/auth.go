@@ -29,6 +29,7 @@ type Registered struct {
 type Types struct {
 	Registered         events.Type[Registered]
 	DisplayNameChanged events.Type[DisplayNameChanged]
+	UsernameChanged    events.Type[UsernameChanged]
 	PasswordChanged    events.Type[PasswordChanged]
 	PasswordReset      events.Type[PasswordReset]
 
@@ -52,13 +53,18 @@ func Register(reg *events.Registry) Types {
 		DisplayNameChanged: events.Define[DisplayNameChanged](reg, "display_name_changed", 1),
 		PasswordChanged:    events.Define[PasswordChanged](reg, "password_changed", 1),
 		PasswordReset:      events.Define[PasswordReset](reg, "password_reset", 1),
+		UsernameChanged:    events.Define[UsernameChanged](reg, "username_changed", 1),
 	}
-	p := reg.NewProjection("users", "users")
+	p := reg.NewProjection("users", "users", "former_usernames")
+	// The aggregate id is the person's id: an opaque one for people
+	// registered since person ids came in, the username itself for those
+	// registered before (people_lookup.go).
 	events.On(reg, p, t.Registered, func(ctx context.Context, q events.Querier, e *events.Event, d Registered) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO users (id, display_name, registered_at) VALUES (?, ?, ?)`,
-			d.Username, d.DisplayName, e.OccurredAt)
+		_, err := q.ExecContext(ctx, `INSERT INTO users (id, username, display_name, registered_at) VALUES (?, ?, ?, ?)`,
+			e.AggregateID, d.Username, d.DisplayName, e.OccurredAt)
 		return err
 	})
+	events.On(reg, p, t.UsernameChanged, applyUsernameChanged)
 	events.On(reg, p, t.DisplayNameChanged, func(ctx context.Context, q events.Querier, e *events.Event, d DisplayNameChanged) error {
 		_, err := q.ExecContext(ctx, `UPDATE users SET display_name = ? WHERE id = ?`, d.DisplayName, e.AggregateID)
 		return err
@@ -69,6 +75,17 @@ func Register(reg *events.Registry) Types {
 }
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9_-]{3,32}$`)
+
+// checkUsername says what is wrong with a new username, or "".
+func checkUsername(u string) string {
+	if !usernameRE.MatchString(u) {
+		return "Use 3 to 32 characters: lowercase letters a-z, digits, _ or -."
+	}
+	if LooksLikeID(u) {
+		return "This has the shape of a person id (p_ and 20 letters and digits); choose another."
+	}
+	return ""
+}
 
 // Registration is what the register form sends.
 type Registration struct {
@@ -81,8 +98,8 @@ type Registration struct {
 // Validate checks the form, naming each field at fault.
 func (r Registration) Validate() error {
 	fields := map[string]string{}
-	if !usernameRE.MatchString(r.Username) {
-		fields["username"] = "Use 3 to 32 characters: lowercase letters a-z, digits, _ or -."
+	if m := checkUsername(r.Username); m != "" {
+		fields["username"] = m
 	}
 	if err := input.Line("display_name", "The display name", r.DisplayName, 64); err != nil {
 		fields["display_name"] = errs.Fields(err)["display_name"]
@@ -136,13 +153,37 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 	if err != nil {
 		return "", false, fmt.Errorf("hash password: %w", err)
 	}
+	id, err = NewPersonID()
+	if err != nil {
+		return "", false, err
+	}
 	fp := events.Fingerprint("register", r.Username, r.DisplayName)
 	if r.Invitation != "" {
 		fp = events.Fingerprint("register", r.Username, r.DisplayName, base64.RawURLEncoding.EncodeToString(tokenHash(r.Invitation)))
 	}
-	res, err := s.Writer.Do(ctx, events.Command{
+	res, err := s.signUp(ctx, r, commandID, id, fp, hash)
+	if errs.Code(err) == errs.Conflict && commandID != "" {
+		// The same form sent again (a double click, a retry) was made under
+		// the id drawn the first time: ask again as that id, and the writer
+		// answers with the first result if it is the same registration.
+		var prior string
+		if qerr := s.DB.Read.QueryRowContext(ctx, `SELECT aggregate_id FROM events WHERE command_id = ? AND event_type = 'user_registered'`,
+			commandID).Scan(&prior); qerr == nil && prior != id {
+			id = prior
+			res, err = s.signUp(ctx, r, commandID, id, fp, hash)
+		}
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return id, res.Repeated, nil
+}
+
+// signUp runs the registration command for the person id.
+func (s *Service) signUp(ctx context.Context, r Registration, commandID, id, fp string, hash []byte) (events.Result, error) {
+	return s.Writer.Do(ctx, events.Command{
 		ID:    commandID,
-		Actor: r.Username,
+		Actor: id,
 		// Never the password nor an invitation's secret: the fingerprint
 		// is kept beside the log.
 		Fingerprint: fp,
@@ -157,44 +198,38 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 			} else if first, err = admitted(ctx, tx.Q(), s.Override); err != nil {
 				return nil, err
 			}
-			v, _, err := tx.Last(ctx, "user", r.Username)
-			if err != nil {
+			if msg, err := usernameFree(ctx, tx.Q(), r.Username, ""); err != nil {
 				return nil, err
-			}
-			if v > 0 {
-				return nil, errs.Field("username", "The username %s is taken; choose another.", r.Username)
+			} else if msg != "" {
+				return nil, errs.Field("username", "%s", msg)
 			}
 			user := []events.Pending{s.Types.Registered.New(Registered{Username: r.Username, DisplayName: r.DisplayName})}
 			switch {
 			case first:
-				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: r.Username, Role: RoleAdmin, By: System, Reason: "first_person"}))
+				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: id, Role: RoleAdmin, By: System, Reason: "first_person"}))
 			case inv.Role == RoleAdmin:
 				var by string
 				if err := tx.Q().QueryRowContext(ctx, `SELECT created_by FROM invitations WHERE id = ?`, inv.ID).Scan(&by); err != nil {
 					return nil, fmt.Errorf("read invitation: %w", err)
 				}
-				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: r.Username, Role: RoleAdmin, By: by, Reason: "invitation"}))
+				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: id, Role: RoleAdmin, By: by, Reason: "invitation"}))
 			}
-			changes := []events.Change{{AggregateType: "user", AggregateID: r.Username, Expect: 0, Events: user}}
+			changes := []events.Change{{AggregateType: Aggregate, AggregateID: id, Expect: 0, Events: user}}
 			if inv.ID != "" {
 				iv, _, err := tx.Last(ctx, InvitationAggregate, inv.ID)
 				if err != nil {
 					return nil, err
 				}
 				changes = append(changes, events.Change{AggregateType: InvitationAggregate, AggregateID: inv.ID, Expect: iv,
-					Events: []events.Pending{s.Types.InvitationUsed.New(InvitationUsed{Invitation: inv.ID, Person: r.Username})}})
+					Events: []events.Pending{s.Types.InvitationUsed.New(InvitationUsed{Invitation: inv.ID, Person: id})}})
 			}
 			return changes, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
-			_, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)`, r.Username, hash)
+			_, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)`, id, hash)
 			return err
 		},
 	})
-	if err != nil {
-		return "", false, err
-	}
-	return r.Username, res.Repeated, nil
 }
 
 // errBadLogin is the one answer for a wrong username or password, so the
@@ -206,34 +241,49 @@ var errBadLogin = &errs.Error{Code: errs.Invalid, Message: "Wrong username or pa
 // real bcrypt hash at the default cost (of a random string nobody knows).
 const dummyHash = "$2a$10$FfowPFohnuTbDVZdKWqt9OzNACpxsAYlElNCUZI1sSmfSV3hr.zHC"
 
-// Authenticate checks a username and password.
+// Authenticate checks a username and password and returns the person's
+// id.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (string, error) {
-	var hash []byte
-	err := s.DB.Read.QueryRowContext(ctx, `SELECT password_hash FROM credentials WHERE user_id = ?`, username).Scan(&hash)
-	if errors.Is(err, sql.ErrNoRows) {
+	id, err := IDByUsername(ctx, s.DB.Read, username)
+	if errs.Code(err) == errs.NotFound {
 		bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
 		return "", errBadLogin
 	}
 	if err != nil {
-		return "", fmt.Errorf("look up credentials: %w", err)
+		return "", err
+	}
+	return id, s.checkPassword(ctx, id, password)
+}
+
+// checkPassword checks the password of the person with this id.
+func (s *Service) checkPassword(ctx context.Context, id, password string) error {
+	var hash []byte
+	err := s.DB.Read.QueryRowContext(ctx, `SELECT password_hash FROM credentials WHERE user_id = ?`, id).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
+		return errBadLogin
+	}
+	if err != nil {
+		return fmt.Errorf("look up credentials: %w", err)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
-		return "", errBadLogin
+		return errBadLogin
 	}
-	return username, nil
+	return nil
 }
 
 // User is a registered person as the users projection has them.
 type User struct {
-	ID           string `json:"username"`
+	ID           string `json:"id"`
+	Username     string `json:"username"`
 	DisplayName  string `json:"display_name"`
 	RegisteredAt string `json:"registered_at"`
 }
 
-// Lookup returns the user with this username.
+// Lookup returns the person with this id.
 func Lookup(ctx context.Context, q events.Querier, id string) (User, error) {
 	u := User{ID: id}
-	err := q.QueryRowContext(ctx, `SELECT display_name, registered_at FROM users WHERE id = ?`, id).Scan(&u.DisplayName, &u.RegisteredAt)
+	err := q.QueryRowContext(ctx, `SELECT username, display_name, registered_at FROM users WHERE id = ?`, id).Scan(&u.Username, &u.DisplayName, &u.RegisteredAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, errs.E(errs.NotFound, "there is no user called %s", id)
 	}
@@ -245,7 +295,7 @@ func Lookup(ctx context.Context, q events.Querier, id string) (User, error) {
 
 // All lists every user by username.
 func All(ctx context.Context, q events.Querier) ([]User, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, display_name, registered_at FROM users ORDER BY id`)
+	rows, err := q.QueryContext(ctx, `SELECT id, username, display_name, registered_at FROM users ORDER BY username`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -253,7 +303,7 @@ func All(ctx context.Context, q events.Querier) ([]User, error) {
 	var out []User
 	for rows.Next() {
 		var u User
-		if err := rows.Scan(&u.ID, &u.DisplayName, &u.RegisteredAt); err != nil {
+		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.RegisteredAt); err != nil {
 			return nil, err
 		}
 		out = append(out, u)

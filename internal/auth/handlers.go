@@ -173,7 +173,7 @@ func (h *Handlers) register(c echo.Context, token string, page func(templates.Fo
 	if err := h.signIn(c, id); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("Welcome, %s. Your registration is event %s in the log.", id, "user/"+id)
+	msg := fmt.Sprintf("Welcome, %s. Your registration is event %s in the log.", r.Username, "user/"+id)
 	if admin, err := IsAdmin(ctx, h.Env.DB.Read, id); err != nil {
 		return err
 	} else if admin && token == "" {
@@ -204,7 +204,9 @@ func (h *Handlers) DoLogin(c echo.Context) error {
 	f := web.Form(c, "username")
 	next := safeNext(c.QueryParam("next"))
 	f.Values["next"] = next
-	username := strings.TrimSpace(c.FormValue("username"))
+	// Usernames are lowercase: "Alice" and "alice" are one name, and one
+	// key of the limits.
+	username := normalUsername(c.FormValue("username"))
 	limits := signInLimits(username, c.RealIP())
 	r, wait, ok := h.Limiter.Reserve(limits...)
 	if !ok {
@@ -287,7 +289,7 @@ func (h *Handlers) LoadUser(next echo.HandlerFunc) echo.HandlerFunc {
 			web.RotateCSRF(c)
 			return next(c)
 		}
-		c.SetRequest(c.Request().WithContext(web.WithUser(ctx, web.User{ID: u.ID, DisplayName: u.DisplayName})))
+		c.SetRequest(c.Request().WithContext(web.WithUser(ctx, web.User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName})))
 		return next(c)
 	}
 }
@@ -351,8 +353,8 @@ func plainPath(s string) bool {
 func lookupSession(ctx context.Context, q events.Querier, id string) (User, int64, error) {
 	u := User{ID: id}
 	var epoch int64
-	err := q.QueryRowContext(ctx, `SELECT u.display_name, u.registered_at, COALESCE(e.epoch, 0)
-		FROM users u LEFT JOIN session_epochs e ON e.user_id = u.id WHERE u.id = ?`, id).Scan(&u.DisplayName, &u.RegisteredAt, &epoch)
+	err := q.QueryRowContext(ctx, `SELECT u.username, u.display_name, u.registered_at, COALESCE(e.epoch, 0)
+		FROM users u LEFT JOIN session_epochs e ON e.user_id = u.id WHERE u.id = ?`, id).Scan(&u.Username, &u.DisplayName, &u.RegisteredAt, &epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, 0, errs.E(errs.NotFound, "there is no user called %s", id)
 	}

@@ -307,7 +307,7 @@ func (s *Service) Grant(ctx context.Context, actor, person, commandID string) er
 			if ok, err := IsAdmin(ctx, tx.Q(), person); err != nil {
 				return nil, err
 			} else if ok {
-				return nil, errs.E(errs.Conflict, "%s is an admin already", person)
+				return nil, errs.E(errs.Conflict, "%s is an admin already", usernameOf(ctx, tx.Q(), person))
 			}
 			return []events.Change{{AggregateType: Aggregate, AggregateID: person, Expect: v,
 				Events: []events.Pending{s.Types.RoleGranted.New(RoleGranted{Person: person, Role: RoleAdmin, By: actor, Reason: reason})}}}, nil
@@ -331,14 +331,14 @@ func (s *Service) Revoke(ctx context.Context, actor, person, commandID string) e
 				return nil, err
 			}
 			if !ok {
-				return nil, errs.E(errs.Conflict, "%s is not an admin", person)
+				return nil, errs.E(errs.Conflict, "%s is not an admin", usernameOf(ctx, tx.Q(), person))
 			}
 			var n int
 			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM roles WHERE role = 'admin'`).Scan(&n); err != nil {
 				return nil, fmt.Errorf("count admins: %w", err)
 			}
 			if n <= 1 {
-				return nil, errs.E(errs.Conflict, "%s is the last admin: make someone else an admin first", person)
+				return nil, errs.E(errs.Conflict, "%s is the last admin: make someone else an admin first", usernameOf(ctx, tx.Q(), person))
 			}
 			v, _, err := tx.Last(ctx, Aggregate, person)
 			if err != nil {

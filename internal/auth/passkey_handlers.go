@@ -82,7 +82,7 @@ func (h *Handlers) PasskeyAdd(c echo.Context) error {
 		return err
 	}
 	h.Env.Flash(c, fmt.Sprintf("Passkey “%s” added. You can now sign in with it instead of your password.", pk.Name))
-	return c.JSON(http.StatusOK, map[string]any{"passkey": pk, "redirect": "/people/" + me(c) + "#passkeys"})
+	return c.JSON(http.StatusOK, map[string]any{"passkey": pk, "redirect": myPage(c) + "#passkeys"})
 }
 
 // PasskeyRemove removes one of the signed-in person's passkeys (a form).
@@ -96,7 +96,7 @@ func (h *Handlers) PasskeyRemove(c echo.Context) error {
 		return err
 	}
 	h.Env.Flash(c, fmt.Sprintf("Passkey “%s” removed: it no longer signs you in.", name))
-	return web.Redirect(c, "/people/"+me(c)+"#passkeys")
+	return web.Redirect(c, myPage(c)+"#passkeys")
 }
 
 // PasskeyLoginOptions starts a passkey sign-in (POST /login/passkey/options):
@@ -152,7 +152,11 @@ func (h *Handlers) PasskeyLogin(c echo.Context) error {
 	if next == "" {
 		next = "/tickets"
 	}
-	return c.JSON(http.StatusOK, map[string]any{"user": id, "redirect": next})
+	out := map[string]any{"user": id, "redirect": next}
+	if u, err := Lookup(ctx, h.Env.DB.Read, id); err == nil {
+		out["username"] = u.Username
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // withPasskeys marks the sign-in form to offer passkeys when the site has

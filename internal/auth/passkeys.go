@@ -117,13 +117,13 @@ func ListPasskeys(ctx context.Context, q events.Querier, user string) ([]Passkey
 
 // passkeyUser is a person as WebAuthn sees them.
 type passkeyUser struct {
-	id, display string
-	handle      []byte
-	creds       []webauthn.Credential
+	id, username, display string
+	handle                []byte
+	creds                 []webauthn.Credential
 }
 
 func (u *passkeyUser) WebAuthnID() []byte                         { return u.handle }
-func (u *passkeyUser) WebAuthnName() string                       { return u.id }
+func (u *passkeyUser) WebAuthnName() string                       { return u.username }
 func (u *passkeyUser) WebAuthnDisplayName() string                { return u.display }
 func (u *passkeyUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 
@@ -134,7 +134,7 @@ func (p *Passkeys) load(ctx context.Context, id string, create bool) (*passkeyUs
 	if err != nil {
 		return nil, err
 	}
-	pu := &passkeyUser{id: u.ID, display: u.DisplayName}
+	pu := &passkeyUser{id: u.ID, username: u.Username, display: u.DisplayName}
 	err = p.DB.Read.QueryRowContext(ctx, `SELECT handle FROM passkey_handles WHERE user_id = ?`, id).Scan(&pu.handle)
 	switch {
 	case errors.Is(err, sql.ErrNoRows) && create:

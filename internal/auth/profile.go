@@ -31,31 +31,46 @@ var words = map[string]string{
 	"invitation_revoked":    "revoked an invitation",
 	"passkey_added":         "added a passkey",
 	"passkey_removed":       "removed a passkey",
+	"username_changed":      "changed their username",
 }
 
 // Describer puts events of other features in plain words, keyed by
 // position (tickets.Describe).
 type Describer func(ctx context.Context, q events.Querier, evs []events.Event) (map[int64]templates.Activity, error)
 
+// me is the signed-in person's id.
 func me(c echo.Context) string {
 	u, _ := web.CurrentUser(c.Request().Context())
 	return u.ID
 }
 
-// Profile shows a person: display name, username, when they registered,
-// their last events in plain words and, on one's own, the account forms.
-func (h *Handlers) Profile(c echo.Context) error {
-	return h.profile(c, c.Param("username"), http.StatusOK, nil)
+// myPage is the signed-in person's profile.
+func myPage(c echo.Context) string {
+	u, _ := web.CurrentUser(c.Request().Context())
+	return "/people/" + u.Username
 }
 
-// profile draws the page; set fills a form's answer on one's own.
-func (h *Handlers) profile(c echo.Context, username string, status int, set func(v *templates.ProfileView)) error {
-	ctx := c.Request().Context()
-	u, err := Lookup(ctx, h.Env.DB.Read, username)
+// Profile shows a person: display name, username, when they registered,
+// their last events in plain words and, on one's own, the account forms.
+// The URL names the current username; a former one is not found (404):
+// it stays reserved for the person, but is not a way to find them.
+func (h *Handlers) Profile(c echo.Context) error {
+	id, err := IDByUsername(c.Request().Context(), h.Env.DB.Read, c.Param("username"))
 	if err != nil {
 		return err
 	}
-	evs, err := events.ByActor(ctx, h.Env.DB.Read, username, activitySize)
+	return h.profile(c, id, http.StatusOK, nil)
+}
+
+// profile draws the page of the person with this id; set fills a form's
+// answer on one's own.
+func (h *Handlers) profile(c echo.Context, id string, status int, set func(v *templates.ProfileView)) error {
+	ctx := c.Request().Context()
+	u, err := Lookup(ctx, h.Env.DB.Read, id)
+	if err != nil {
+		return err
+	}
+	evs, err := events.ByActor(ctx, h.Env.DB.Read, id, activitySize)
 	if err != nil {
 		return err
 	}
@@ -77,14 +92,15 @@ func (h *Handlers) profile(c echo.Context, username string, status int, set func
 			return err
 		}
 	}
-	v := templates.ProfileView{Person: templates.Person{Username: u.ID, Name: u.DisplayName}, RegisteredAt: u.RegisteredAt,
-		Own: username == me(c), NameForm: web.Form(c), PasswordForm: web.Form(c), SessionsForm: web.Form(c)}
+	v := templates.ProfileView{Person: templates.Person{ID: u.ID, Username: u.Username, Name: u.DisplayName}, RegisteredAt: u.RegisteredAt,
+		Own: id == me(c), NameForm: web.Form(c), PasswordForm: web.Form(c), SessionsForm: web.Form(c), UsernameForm: web.Form(c)}
 	v.NameForm.Values["display_name"] = u.DisplayName
 	if v.Own {
-		if v.Passkeys, err = h.passkeysView(c, username); err != nil {
+		if v.Passkeys, err = h.passkeysView(c, id); err != nil {
 			return err
 		}
 	}
+	v.UsernameForm.Values["username"] = u.Username
 	for _, e := range evs {
 		a, ok := other[e.Position]
 		if !ok {
@@ -107,7 +123,7 @@ func (h *Handlers) profile(c echo.Context, username string, status int, set func
 func (h *Handlers) ownProfile(c echo.Context, err error, set func(v *templates.ProfileView, err error)) error {
 	switch errs.Code(err) {
 	case "":
-		return web.Redirect(c, "/people/"+me(c))
+		return web.Redirect(c, myPage(c))
 	case errs.Invalid, errs.Conflict, errs.NotFound:
 		if web.WantsJSON(c) {
 			return err
@@ -127,14 +143,46 @@ func (h *Handlers) Rename(c echo.Context) error {
 	return h.ownProfile(c, err, func(v *templates.ProfileView, err error) { v.NameForm = web.WithError(f, err) })
 }
 
+// ChangeUsername renames the signed-in person, who re-enters their
+// password (one attempt of the sign-in limits, as for a password change).
+func (h *Handlers) ChangeUsername(c echo.Context) error {
+	ctx := c.Request().Context()
+	cur, _ := web.CurrentUser(ctx)
+	f := web.Form(c, "username")
+	limits := signInLimits(cur.Username, c.RealIP())
+	r, wait, ok := h.Limiter.Reserve(limits...)
+	if !ok {
+		retryAfter(c, wait)
+		err := &errs.Error{Code: errs.Invalid, Message: fmt.Sprintf("Too many wrong passwords. Try again in %s.", wait.Round(time.Second))}
+		if web.WantsJSON(c) {
+			return echo.NewHTTPError(http.StatusTooManyRequests, err.Message)
+		}
+		return h.profile(c, cur.ID, http.StatusTooManyRequests, func(v *templates.ProfileView) { v.UsernameForm = web.WithError(f, err) })
+	}
+	err := h.Service.ChangeUsername(ctx, cur.ID, cur.ID, f.V("username"), c.FormValue("current_password"), c.FormValue("command_id"))
+	if errs.Fields(err)["current_password"] == "" {
+		r.Cancel() // only a wrong current password is a guess
+	}
+	if err == nil {
+		u, lerr := Lookup(ctx, h.Env.DB.Read, cur.ID)
+		if lerr != nil {
+			return lerr
+		}
+		h.Env.Flash(c, fmt.Sprintf("Your username is now %s: sign in with it from now on. The old one stays reserved for you.", u.Username))
+		return web.Redirect(c, "/people/"+u.Username)
+	}
+	return h.ownProfile(c, err, func(v *templates.ProfileView, err error) { v.UsernameForm = web.WithError(f, err) })
+}
+
 // ChangePassword checks the current password (one attempt of the sign-in
 // limits, so the form cannot be used to guess it), sets the new one and
 // signs out every other session; this one goes on under a fresh token.
 func (h *Handlers) ChangePassword(c echo.Context) error {
 	ctx := c.Request().Context()
 	user := me(c)
+	cur, _ := web.CurrentUser(ctx)
 	f := web.Form(c)
-	limits := signInLimits(user, c.RealIP())
+	limits := signInLimits(cur.Username, c.RealIP())
 	r, wait, ok := h.Limiter.Reserve(limits...)
 	if !ok {
 		retryAfter(c, wait)
@@ -170,7 +218,7 @@ func (h *Handlers) SignOutOthers(c echo.Context) error {
 		return err
 	}
 	h.Env.Flash(c, "Every other session of yours is signed out.")
-	return web.Redirect(c, "/people/"+user)
+	return web.Redirect(c, myPage(c))
 }
 
 // renew gives this browser a fresh session under the new epoch.
@@ -187,7 +235,7 @@ func (h *Handlers) renew(c echo.Context, user string, epoch int64) error {
 
 // ShowReset draws the form a one-time reset link opens.
 func (h *Handlers) ShowReset(c echo.Context) error {
-	user, err := h.Service.CheckReset(c.Request().Context(), c.Param("token"))
+	user, err := h.resetUsername(c.Request().Context(), c.Param("token"))
 	if err != nil {
 		return err
 	}
@@ -207,7 +255,7 @@ func (h *Handlers) DoReset(c echo.Context) error {
 	f := web.Form(c)
 	user, err := h.Service.Reset(ctx, token, c.FormValue("new_password"), c.FormValue("new_password_confirmation"), c.FormValue("command_id"))
 	if errs.Code(err) == errs.Invalid && !web.WantsJSON(c) {
-		u, _ := h.Service.CheckReset(ctx, token)
+		u, _ := h.resetUsername(ctx, token)
 		return web.Render(c, http.StatusUnprocessableEntity, templates.Reset(h.Env.Page(c, "Choose a new password", "login"),
 			templates.ResetView{Token: token, Username: u, Form: web.WithError(f, err)}))
 	}
@@ -218,7 +266,22 @@ func (h *Handlers) DoReset(c echo.Context) error {
 		return fmt.Errorf("destroy session: %w", err)
 	}
 	web.RotateCSRF(c)
-	h.Limiter.Forget(signInLimits(user, c.RealIP())[0].Key)
+	if u, err := Lookup(ctx, h.Env.DB.Read, user); err == nil {
+		h.Limiter.Forget(signInLimits(u.Username, c.RealIP())[0].Key)
+	}
 	h.Env.Flash(c, "Your password is set. Sign in with it; every session that was signed in is signed out.")
 	return web.Redirect(c, "/login")
+}
+
+// resetUsername returns the username of the person a reset link is for.
+func (h *Handlers) resetUsername(ctx context.Context, token string) (string, error) {
+	id, err := h.Service.CheckReset(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	u, err := Lookup(ctx, h.Env.DB.Read, id)
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
 }

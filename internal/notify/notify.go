@@ -11,6 +11,8 @@ package notify
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"regexp"
 	"strconv"
 
@@ -58,6 +60,9 @@ type (
 	person struct {
 		Username string `json:"username"`
 	}
+	renamed struct {
+		To string `json:"to"`
+	}
 	// ticketData holds what notify reads of any ticket event: each kind
 	// fills the fields it has.
 	ticketData struct {
@@ -81,8 +86,15 @@ func Register(reg *events.Registry) Types {
 	// rebuilds them together in one scratch file.
 	p := reg.NewProjection("notify", "watches", "notify_people", "notifications", "notify_emails")
 
+	// People by id (the aggregate id: opaque, or the username for people
+	// registered before person ids) with their current username, which
+	// @mentions name.
 	events.On(reg, p, events.Type[person]{Name: "user_registered", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d person) error {
-		_, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO notify_people (user_id) VALUES (?)`, d.Username)
+		_, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO notify_people (user_id, username) VALUES (?, ?)`, e.AggregateID, d.Username)
+		return err
+	})
+	events.On(reg, p, events.Type[renamed]{Name: "username_changed", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d renamed) error {
+		_, err := q.ExecContext(ctx, `UPDATE notify_people SET username = ? WHERE user_id = ?`, d.To, e.AggregateID)
 		return err
 	})
 
@@ -233,21 +245,29 @@ func Mentions(s string) []string {
 	return out
 }
 
-// mentioned returns the registered people @mentioned in s (at most 50, so
-// a body full of names cannot fan out without end).
+// mentioned returns the ids of the registered people @mentioned in s by
+// their username at the time (at most 50, so a body full of names cannot
+// fan out without end).
+//
+// This is the one username lookup that does not go through
+// auth.IDByUsername: it runs inside notify's projection, which replay
+// rebuilds from notify's own tables alone (and notify never imports auth),
+// so it reads notify_people, the same mapping kept from the same events.
 func mentioned(ctx context.Context, q events.Querier, s string) ([]string, error) {
 	var out []string
 	for _, u := range Mentions(s) {
 		if len(out) == 50 {
 			break
 		}
-		var n int
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM notify_people WHERE user_id = ?`, u).Scan(&n); err != nil {
+		var id string
+		err := q.QueryRowContext(ctx, `SELECT user_id FROM notify_people WHERE username = ?`, u).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
-		if n > 0 {
-			out = append(out, u)
-		}
+		out = append(out, id)
 	}
 	return out, nil
 }

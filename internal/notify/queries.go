@@ -11,18 +11,21 @@ import (
 
 // Item is one notification as the inbox shows it.
 type Item struct {
-	Position   int64  `json:"position"` // of the event told; the notification's id within a person's inbox
-	TicketID   int64  `json:"ticket_id"`
-	Title      string `json:"title"` // the ticket's title now
-	Actor      string `json:"actor"`
-	Kind       string `json:"kind"` // the event's type
-	CommentID  int64  `json:"comment_id,omitempty"`
-	Subject    string `json:"subject,omitempty"` // the assignee, for assignments
-	Mentioned  bool   `json:"mentioned"`
-	OccurredAt string `json:"occurred_at"`
-	Read       bool   `json:"read"`
-	Text       string `json:"text"` // in plain words
-	Link       string `json:"link"`
+	Position  int64  `json:"position"` // of the event told; the notification's id within a person's inbox
+	TicketID  int64  `json:"ticket_id"`
+	Title     string `json:"title"` // the ticket's title now
+	Actor     string `json:"actor"`
+	Kind      string `json:"kind"` // the event's type
+	CommentID int64  `json:"comment_id,omitempty"`
+	Subject   string `json:"subject,omitempty"` // the assignee, for assignments
+	// The current usernames of actor and subject (both person ids).
+	ActorUsername   string `json:"actor_username,omitempty"`
+	SubjectUsername string `json:"subject_username,omitempty"`
+	Mentioned       bool   `json:"mentioned"`
+	OccurredAt      string `json:"occurred_at"`
+	Read            bool   `json:"read"`
+	Text            string `json:"text"` // in plain words
+	Link            string `json:"link"`
 }
 
 // words says what happened, for the person told (me): "Bob commented on",
@@ -78,7 +81,16 @@ func (it Item) words(me string, name func(string) string) string {
 }
 
 func (it *Item) fill(me string) {
-	it.Text = fmt.Sprintf("%s #%d %s", it.words(me, nil), it.TicketID, it.Title)
+	name := func(id string) string {
+		switch {
+		case id == it.Actor && it.ActorUsername != "":
+			return it.ActorUsername
+		case id == it.Subject && it.SubjectUsername != "":
+			return it.SubjectUsername
+		}
+		return id
+	}
+	it.Text = fmt.Sprintf("%s #%d %s", it.words(me, name), it.TicketID, it.Title)
 	it.Link = fmt.Sprintf("/tickets/%d", it.TicketID)
 	if it.CommentID > 0 && it.Kind != "comment_deleted" {
 		it.Link += fmt.Sprintf("#comment-%d", it.CommentID)
@@ -92,8 +104,10 @@ func Inbox(ctx context.Context, q events.Querier, user string, limit, offset int
 	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications WHERE user_id = ?`, user).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count notifications: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT n.position, n.ticket_id, COALESCE(t.title, ''), n.actor, n.kind, n.comment_id, n.subject, n.mentioned, n.occurred_at, n.read
+	rows, err := q.QueryContext(ctx, `SELECT n.position, n.ticket_id, COALESCE(t.title, ''), n.actor, n.kind, n.comment_id, n.subject, n.mentioned, n.occurred_at, n.read,
+		COALESCE(a.username, ''), COALESCE(s.username, '')
 		FROM notifications n LEFT JOIN tickets t ON t.id = n.ticket_id
+		LEFT JOIN notify_people a ON a.user_id = n.actor LEFT JOIN notify_people s ON s.user_id = n.subject AND n.subject <> ''
 		WHERE n.user_id = ? ORDER BY n.position DESC LIMIT ? OFFSET ?`, user, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read notifications: %w", err)
@@ -102,7 +116,8 @@ func Inbox(ctx context.Context, q events.Querier, user string, limit, offset int
 	out := []Item{}
 	for rows.Next() {
 		var it Item
-		if err := rows.Scan(&it.Position, &it.TicketID, &it.Title, &it.Actor, &it.Kind, &it.CommentID, &it.Subject, &it.Mentioned, &it.OccurredAt, &it.Read); err != nil {
+		if err := rows.Scan(&it.Position, &it.TicketID, &it.Title, &it.Actor, &it.Kind, &it.CommentID, &it.Subject, &it.Mentioned, &it.OccurredAt, &it.Read,
+			&it.ActorUsername, &it.SubjectUsername); err != nil {
 			return nil, 0, err
 		}
 		it.fill(user)

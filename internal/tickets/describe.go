@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/templates"
 )
@@ -55,6 +56,18 @@ func Describe(ctx context.Context, q events.Querier, evs []events.Event) (map[in
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// Assignees are named by id in the log: say their names.
+	var assignees []string
+	for _, e := range evs {
+		var d Assigned
+		if e.AggregateType == Aggregate && e.Type == "ticket_assigned" && json.Unmarshal(e.Data, &d) == nil {
+			assignees = append(assignees, d.Assignee)
+		}
+	}
+	names, err := auth.Names(ctx, q, assignees)
+	if err != nil {
+		return nil, err
+	}
 	for _, e := range evs {
 		if e.AggregateType != Aggregate {
 			continue
@@ -66,7 +79,11 @@ func Describe(ctx context.Context, q events.Querier, evs []events.Event) (map[in
 		if e.Type == "ticket_assigned" {
 			var d Assigned
 			if json.Unmarshal(e.Data, &d) == nil && d.Assignee != "" {
-				w = "assigned " + d.Assignee + " to"
+				name := d.Assignee
+				if p, ok := names[d.Assignee]; ok {
+					name = p.Name
+				}
+				w = "assigned " + name + " to"
 			}
 		}
 		what := "#" + e.AggregateID

@@ -15,6 +15,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/input"
 	"braid/internal/web"
 	"braid/templates"
 )
@@ -50,7 +51,7 @@ func (h *Handlers) usernames(ctx context.Context) []templates.Person {
 	}
 	out := make([]templates.Person, len(us))
 	for i, u := range us {
-		out[i] = templates.Person{Username: u.ID, Name: u.DisplayName}
+		out[i] = templates.Person{ID: u.ID, Username: u.Username, Name: u.DisplayName}
 	}
 	return out
 }
@@ -62,12 +63,37 @@ func (h *Handlers) List(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: c.QueryParam("assignee"),
+	// ?assignee= is a username; the projection holds ids.
+	assignee := strings.TrimSpace(c.QueryParam("assignee"))
+	assigneeID := ""
+	if assignee != "" {
+		assigneeID, err = auth.IDByUsername(ctx, h.Env.DB.Read, assignee)
+		if errs.Code(err) == errs.NotFound {
+			assigneeID, err = "!nobody", nil // no id starts with "!": an empty list
+		}
+		if err != nil {
+			return err
+		}
+	}
+	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
 		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Page: page})
 	if err != nil {
 		return err
 	}
+	l.Filter.Assignee = assignee
 	if web.WantsJSON(c) {
+		var ids []string
+		for _, r := range l.Tickets {
+			ids = append(ids, r.Assignee, r.Author)
+		}
+		names, err := auth.Names(ctx, h.Env.DB.Read, ids)
+		if err != nil {
+			return err
+		}
+		for i := range l.Tickets {
+			l.Tickets[i].AssigneeUsername = names[l.Tickets[i].Assignee].Username
+			l.Tickets[i].AuthorUsername = names[l.Tickets[i].Author].Username
+		}
 		return c.JSON(http.StatusOK, l)
 	}
 	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
@@ -147,7 +173,10 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 		Author: who(t.Author), Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
 		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c)}
 	v.CommentForm.Values["body"] = ""
-	v.AssignForm.Values["assignee"] = t.Assignee
+	v.AssignForm.Values["assignee"] = who(t.Assignee).Username
+	if t.Assignee == "" {
+		v.AssignForm.Values["assignee"] = ""
+	}
 	for _, cm := range t.Comments {
 		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: who(cm.Author), Body: cm.Body,
 			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me})
@@ -176,7 +205,32 @@ func (h *Handlers) Show(c echo.Context) error {
 		return err
 	}
 	if web.WantsJSON(c) {
-		return c.JSON(http.StatusOK, map[string]any{"ticket": t, "as_of_position": at})
+		// The ticket names people by id; "people" gives each id's username
+		// and display name.
+		ids := []string{t.Author, t.Assignee}
+		for _, cm := range t.Comments {
+			ids = append(ids, cm.Author)
+		}
+		names, err := auth.Names(ctx, h.Env.DB.Read, ids)
+		if err != nil {
+			return err
+		}
+		type person struct {
+			Username    string `json:"username"`
+			DisplayName string `json:"display_name"`
+		}
+		people := make(map[string]person, len(names))
+		for id, p := range names {
+			people[id] = person{p.Username, p.Name}
+		}
+		// Ticket's own fields, with the usernames of its author and
+		// assignee beside their ids.
+		out := struct {
+			Ticket
+			AuthorUsername   string `json:"author_username"`
+			AssigneeUsername string `json:"assignee_username,omitempty"`
+		}{t, names[t.Author].Username, names[t.Assignee].Username}
+		return c.JSON(http.StatusOK, map[string]any{"ticket": out, "as_of_position": at, "people": people})
 	}
 	v, err := h.view(c, t)
 	if err != nil {
@@ -264,11 +318,25 @@ func (h *Handlers) command(c echo.Context, run func(id int64) error, onErr func(
 
 func messageOnly(v *templates.TicketView, err error) { v.Message = errs.Message(err) }
 
-// Assign sets or clears the assignee.
+// Assign sets or clears the assignee, named by username (the ticket holds
+// their id).
 func (h *Handlers) Assign(c echo.Context) error {
 	assignee := strings.TrimSpace(c.FormValue("assignee"))
 	return h.command(c, func(id int64) error {
-		return h.Service.Assign(c.Request().Context(), actor(c), id, assignee, c.FormValue("command_id"))
+		ctx := c.Request().Context()
+		person := ""
+		if assignee != "" {
+			if err := input.Line("assignee", "The assignee", assignee, MaxAssignee); err != nil {
+				return err
+			}
+			var err error
+			if person, err = auth.IDByUsername(ctx, h.Env.DB.Read, assignee); errs.Code(err) == errs.NotFound {
+				return errs.Field("assignee", "There is no user called %q.", assignee)
+			} else if err != nil {
+				return err
+			}
+		}
+		return h.Service.Assign(ctx, actor(c), id, person, c.FormValue("command_id"))
 	}, func(v *templates.TicketView, err error) {
 		v.AssignForm = web.WithError(v.AssignForm, err)
 		v.AssignForm.Values["assignee"] = assignee
@@ -390,14 +458,28 @@ func (h *Handlers) comment(c echo.Context) (Ticket, Comment, error) {
 	return t, Comment{}, errs.E(errs.NotFound, "Ticket #%d has no comment %d.", id, cid)
 }
 
+// onlyAuthor refuses (403) anyone but the comment's author, naming the
+// author by username (the comment holds their id). The command checks
+// again in the writer.
+func (h *Handlers) onlyAuthor(c echo.Context, cm Comment, verb string) error {
+	if cm.Author == actor(c) {
+		return nil
+	}
+	who, err := h.Env.People(c.Request().Context(), cm.Author)
+	if err != nil {
+		return err
+	}
+	return errs.E(errs.Forbidden, "Only %s, who wrote this comment, may %s it.", who(cm.Author).Username, verb)
+}
+
 // EditCommentForm draws the edit form for the author's own comment.
 func (h *Handlers) EditCommentForm(c echo.Context) error {
 	t, cm, err := h.comment(c)
 	if err != nil {
 		return err
 	}
-	if cm.Author != actor(c) {
-		return errs.E(errs.Forbidden, "Only %s, who wrote this comment, may edit it.", cm.Author)
+	if err := h.onlyAuthor(c, cm, "edit"); err != nil {
+		return err
 	}
 	f := web.Form(c)
 	f.Values["body"] = cm.Body
@@ -411,6 +493,9 @@ func (h *Handlers) EditCommentForm(c echo.Context) error {
 func (h *Handlers) UpdateComment(c echo.Context) error {
 	t, cm, err := h.comment(c)
 	if err != nil {
+		return err
+	}
+	if err := h.onlyAuthor(c, cm, "edit"); err != nil {
 		return err
 	}
 	f := web.Form(c, "body")
@@ -432,8 +517,8 @@ func (h *Handlers) ConfirmDeleteComment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if cm.Author != actor(c) {
-		return errs.E(errs.Forbidden, "Only %s, who wrote this comment, may delete it.", cm.Author)
+	if err := h.onlyAuthor(c, cm, "delete"); err != nil {
+		return err
 	}
 	f := web.Form(c)
 	if web.WantsJSON(c) {
@@ -447,6 +532,9 @@ func (h *Handlers) ConfirmDeleteComment(c echo.Context) error {
 func (h *Handlers) DeleteComment(c echo.Context) error {
 	t, cm, err := h.comment(c)
 	if err != nil {
+		return err
+	}
+	if err := h.onlyAuthor(c, cm, "delete"); err != nil {
 		return err
 	}
 	if err := h.Service.DeleteComment(c.Request().Context(), actor(c), t.ID, cm.ID, c.FormValue("command_id")); err != nil {

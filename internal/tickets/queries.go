@@ -28,14 +28,17 @@ const PerPage = 25
 
 // Row is one ticket in the list.
 type Row struct {
-	ID           int64    `json:"id"`
-	Title        string   `json:"title"`
-	Status       string   `json:"status"`
-	Assignee     string   `json:"assignee"`
-	Author       string   `json:"author"`
-	Labels       []string `json:"labels"`
-	CommentCount int64    `json:"comment_count"`
-	UpdatedAt    string   `json:"updated_at"`
+	ID       int64  `json:"id"`
+	Title    string `json:"title"`
+	Status   string `json:"status"`
+	Assignee string `json:"assignee"` // a person id
+	Author   string `json:"author"`   // a person id
+	// The current usernames of both, filled for JSON answers.
+	AssigneeUsername string   `json:"assignee_username,omitempty"`
+	AuthorUsername   string   `json:"author_username,omitempty"`
+	Labels           []string `json:"labels"`
+	CommentCount     int64    `json:"comment_count"`
+	UpdatedAt        string   `json:"updated_at"`
 }
 
 // List is a page of tickets with counts.

@@ -309,7 +309,7 @@ func (t Types) EditComment(s Ticket, actor string, id int64, body string) ([]eve
 		return nil, errs.E(errs.NotFound, "Ticket #%d has no comment %d.", s.ID, id)
 	}
 	if c.Author != actor {
-		return nil, errs.E(errs.Forbidden, "Only %s, who wrote comment %d, may edit it.", c.Author, id)
+		return nil, errs.E(errs.Forbidden, "Only the person who wrote comment %d may edit it.", id)
 	}
 	if err := validComment(body); err != nil {
 		return nil, err
@@ -327,7 +327,7 @@ func (t Types) DeleteComment(s Ticket, actor string, id int64) ([]events.Pending
 		return nil, errs.E(errs.NotFound, "Ticket #%d has no comment %d.", s.ID, id)
 	}
 	if c.Author != actor {
-		return nil, errs.E(errs.Forbidden, "Only %s, who wrote comment %d, may delete it.", c.Author, id)
+		return nil, errs.E(errs.Forbidden, "Only the person who wrote comment %d may delete it.", id)
 	}
 	return []events.Pending{t.CommentDeleted.New(CommentDeleted{CommentID: id})}, nil
 }

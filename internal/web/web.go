@@ -31,9 +31,9 @@ type Env struct {
 	// Verdict returns the latest check of the braid (Monitor.Verdict), so
 	// every page's footer can say when it is broken; nil shows nothing.
 	Verdict func() (VerifyRun, bool)
-	// Names resolves usernames to display names in one query (the people
-	// projection); nil shows usernames only.
-	Names func(ctx context.Context, usernames []string) (map[string]string, error)
+	// Names resolves person ids to display names and current usernames in
+	// one query (the people projection); nil shows ids only.
+	Names func(ctx context.Context, ids []string) (map[string]templates.Person, error)
 	// Unread counts a person's unread notifications for the header
 	// (internal/notify); nil shows no count.
 	Unread func(ctx context.Context, user string) (int, error)
@@ -52,18 +52,23 @@ type Env struct {
 	Mirror func(ctx context.Context) (banner, source string)
 }
 
-// People resolves every username in ids with one query and returns how
-// to name each on a page. "system" and unknown names are shown as they
+// People resolves every person id in ids with one query and returns how
+// to name each on a page. "system" and unknown ids are shown as they
 // are, unlinked.
 func (env *Env) People(ctx context.Context, ids ...string) (func(string) templates.Person, error) {
-	names := map[string]string{}
+	names := map[string]templates.Person{}
 	if env.Names != nil {
 		var err error
 		if names, err = env.Names(ctx, ids); err != nil {
 			return nil, err
 		}
 	}
-	return func(id string) templates.Person { return templates.Person{Username: id, Name: names[id]} }, nil
+	return func(id string) templates.Person {
+		if p, ok := names[id]; ok {
+			return p
+		}
+		return templates.Person{ID: id, Username: id}
+	}, nil
 }
 
 // Transparency is the log's identity as a transparency log: the origin
@@ -75,7 +80,8 @@ type Transparency struct {
 
 // User is the signed-in person.
 type User struct {
-	ID          string // the username
+	ID          string // the stable person id events name them by
+	Username    string // the current username
 	DisplayName string
 }
 
@@ -122,7 +128,7 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 	ctx := c.Request().Context()
 	p := templates.Page{Title: title, CSRF: CSRF(c), Asset: env.Assets.URL, Nav: nav}
 	if u, ok := CurrentUser(ctx); ok {
-		p.User, p.UserName = u.ID, u.DisplayName
+		p.User, p.UserName = u.Username, u.DisplayName
 		if env.Unread != nil {
 			p.Unread, _ = env.Unread(ctx, u.ID) // a count that cannot be read is not worth failing the page
 		}

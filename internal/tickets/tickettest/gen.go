@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"braid/internal/auth"
 	"braid/internal/errs"
@@ -21,7 +22,7 @@ const Password = "correct horse"
 
 // Summary is what a run did.
 type Summary struct {
-	Users    []string       // usernames registered
+	Users    []string       // ids of the people registered
 	Tickets  int64          // tickets opened
 	Commands int            // valid commands issued (registrations included)
 	Invalid  int            // deliberately invalid commands issued, each refused
@@ -47,7 +48,10 @@ type gen struct {
 	tix     *tickets.Service
 	people  *auth.Service
 	inbox   *notify.Service
-	users   []string
+	users   []string          // person ids
+	names   map[string]string // id -> current username
+	prefix  string
+	renames int
 	tickets int64
 	sum     Summary
 }
@@ -72,7 +76,8 @@ func Run(ctx context.Context, rng *rand.Rand, tix *tickets.Service, people *auth
 	if cfg.Invalid == 0 {
 		cfg.Invalid = 0.05
 	}
-	g := &gen{ctx: ctx, rng: rng, tix: tix, people: people, inbox: cfg.Notify, sum: Summary{ByKind: map[string]int{}}}
+	g := &gen{ctx: ctx, rng: rng, tix: tix, people: people, inbox: cfg.Notify, sum: Summary{ByKind: map[string]int{}},
+		names: map[string]string{}}
 	start := g.head()
 	var before int64
 	done := func(err error) (Summary, error) {
@@ -87,20 +92,24 @@ func Run(ctx context.Context, rng *rand.Rand, tix *tickets.Service, people *auth
 	before = g.tickets
 
 	prefix := fmt.Sprintf("u%04x", rng.IntN(1<<16))
+	g.prefix = prefix
 	for i := range cfg.Users {
 		u := fmt.Sprintf("%s_%d", prefix, i)
 		want := int64(1)
 		if g.head() == 0 {
 			want = 2 // the first person on an empty log is made its admin too
 		}
+		var id string
 		err := g.valid("sign_up", want, func() error {
-			_, _, err := people.SignUp(ctx, auth.Registration{Username: u, DisplayName: g.line(20), Password: Password, Confirmation: Password}, g.id())
+			var err error
+			id, _, err = people.SignUp(ctx, auth.Registration{Username: u, DisplayName: g.line(20), Password: Password, Confirmation: Password}, g.id())
 			return err
 		})
 		if err != nil {
 			return done(err)
 		}
-		g.users = append(g.users, u)
+		g.users = append(g.users, id)
+		g.names[id] = u
 	}
 	g.sum.Users = g.users
 
@@ -209,6 +218,9 @@ func (g *gen) step() error {
 	if g.inbox != nil && g.rng.IntN(100) < 15 {
 		return g.notifyStep(t, actor)
 	}
+	if g.rng.IntN(100) < 2 {
+		return g.rename(actor)
+	}
 	switch r := g.rng.IntN(100); {
 	case r < 12:
 		d := g.draft()
@@ -274,6 +286,24 @@ func (g *gen) step() error {
 	})
 }
 
+// rename gives the person a new username (username_changed), now and then
+// taking back their previous one.
+func (g *gen) rename(id string) error {
+	g.renames++
+	name := fmt.Sprintf("%s_r%d", g.prefix, g.renames)
+	if g.rng.IntN(4) == 0 {
+		var before string
+		if err := g.people.DB.Read.QueryRowContext(g.ctx, `SELECT username FROM former_usernames WHERE user_id = ? ORDER BY changed_at DESC LIMIT 1`, id).Scan(&before); err == nil {
+			name = before
+		}
+	}
+	err := g.valid("rename", 1, func() error { return g.people.ChangeUsername(g.ctx, id, id, name, Password, g.id()) })
+	if err == nil {
+		g.names[id] = name
+	}
+	return err
+}
+
 // invalid issues one command that the domain must refuse.
 func (g *gen) invalid() error {
 	t, err := g.pick()
@@ -330,6 +360,12 @@ func (g *gen) invalid() error {
 		d.Title = strings.Repeat("ü", tickets.MaxTitle+1)
 		return g.refused("long_title", errs.Invalid, func() error { return g.tix.Edit(ctx, actor, t.ID, d, t.Version, g.id()) })
 	case 8:
+		if other := g.user(); other != actor && g.rng.IntN(2) == 0 {
+			// Someone else's username, current or former, is never free.
+			return g.refused("rename_taken", errs.Invalid, func() error {
+				return g.people.ChangeUsername(ctx, actor, actor, g.names[other], Password, g.id())
+			})
+		}
 		return g.refused("comment_unknown_ticket", errs.NotFound, func() error {
 			_, err := g.tix.Comment(ctx, actor, g.tickets+1+g.rng.Int64N(100), g.comment(), g.id())
 			return err
@@ -435,7 +471,11 @@ func (g *gen) notifyStep(t tickets.Ticket, actor string) error {
 		}
 		return g.valid("unwatch", map[bool]int64{false: 0, true: 1}[w], func() error { return g.inbox.Unwatch(ctx, actor, t.ID, g.id()) })
 	case 2:
-		body := "@" + g.user() + " " + g.comment()
+		mention := "@" + g.names[g.user()] + " "
+		body := mention + g.comment()
+		if n := utf8.RuneCountInString(body); n > tickets.MaxComment {
+			body = string([]rune(body)[:tickets.MaxComment]) // a comment at the limit, still a mention
+		}
 		return g.valid("mention", 1, func() error { _, err := g.tix.Comment(ctx, actor, t.ID, body, g.id()); return err })
 	case 3:
 		items, _, err := notify.Inbox(ctx, q, actor, 20, 0)
