@@ -167,6 +167,10 @@ type Monitor struct {
 	// FullEvery is how often at most the whole log is checked again from
 	// position 1 (DefaultFullEvery when 0). Set it before the first Kick.
 	FullEvery time.Duration
+	// OnRun, when set, hears of every finished run (metrics, the record
+	// `web doctor` reads), after the run's waiters are released. Set it
+	// before the first Kick.
+	OnRun func(VerifyRun)
 
 	mu       sync.Mutex
 	running  chan struct{} // closed when the current run ends; nil when idle
@@ -324,6 +328,9 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 	}
 	m.mu.Unlock()
 	close(done)
+	if m.OnRun != nil {
+		m.OnRun(run)
+	}
 }
 
 // VerifyStatus is GET /verify as JSON: the latest report (the shape of
