@@ -65,6 +65,7 @@ func commands() []command {
 		{"anchor", "anchor the current head with a witness", anchorCmd},
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},
 		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
+		{"doctor", "check a deployment: disk, WAL, integrity, key, anchors, verify and export age", doctor},
 	}
 }
 

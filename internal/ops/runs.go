@@ -49,9 +49,17 @@ func Record(ctx context.Context, q events.Querier, r Run) error {
 // ErrNoRun is returned by Last when no run of the kind was recorded.
 var ErrNoRun = errors.New("no run recorded")
 
-// Last returns the latest run of kind, or ErrNoRun.
+// Last returns the latest run of kind, or ErrNoRun (also for a database
+// from before ops_runs, which a read-only opening does not migrate).
 func Last(ctx context.Context, q events.Querier, kind string) (Run, error) {
 	r := Run{Kind: kind}
+	var tables int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'ops_runs'`).Scan(&tables); err != nil {
+		return r, fmt.Errorf("last %s run: %w", kind, err)
+	}
+	if tables == 0 {
+		return r, ErrNoRun
+	}
 	var at string
 	var okAt sql.NullString
 	err := q.QueryRowContext(ctx, `SELECT at, ok, ok_at, position, detail FROM ops_runs WHERE kind = ?`, kind).
