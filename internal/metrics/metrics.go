@@ -185,14 +185,18 @@ func (m *Metrics) Handler() http.Handler {
 // Middleware counts every request by its route pattern (echo's c.Path(),
 // never the raw URL, so the label set stays small) and status. Put it
 // outermost (first e.Pre), so errors have become statuses when it looks.
-// When token is not empty, it also answers GET /metrics to a request
-// bearing "Authorization: Bearer TOKEN", and 401 to any other.
+// It answers /metrics itself: when token is not empty, to a request
+// bearing "Authorization: Bearer TOKEN" with the metrics, to any other
+// with 401; when token is empty, with 404 (not served here).
 func (m *Metrics) Middleware(token string) echo.MiddlewareFunc {
 	h := m.Handler()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if token != "" && r.URL.Path == "/metrics" {
+			if r.URL.Path == "/metrics" {
+				if token == "" {
+					return echo.ErrNotFound
+				}
 				if !bearer(r, token) {
 					c.Response().Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
 					return c.String(http.StatusUnauthorized, "metrics need Authorization: Bearer and the metrics token\n")
