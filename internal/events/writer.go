@@ -231,6 +231,7 @@ type Writer struct {
 	h              *hasher // one buffer and SHA-256 state for every event
 	hooks          []Hook
 	obs            Observer
+	outs           [][2]string // kind and outcome of each command in the batch, for obs
 
 	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
 }
@@ -503,14 +504,18 @@ func (w *Writer) run(batch []*request, before func()) {
 	}
 	committed := false
 	defer func() {
-		if w.obs != nil {
-			w.observe(batch, committed, began, committing, ended)
-		}
 		if before != nil {
 			before()
 		}
+		if w.obs != nil {
+			w.outcomes(batch)
+		}
 		for _, r := range batch {
 			close(r.done)
+		}
+		// Callers first: counting holds up no one.
+		if w.obs != nil {
+			w.observe(committed, began, committing, ended)
 		}
 	}()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -593,15 +598,14 @@ func (w *Writer) run(batch []*request, before func()) {
 	clear(w.pending)
 }
 
-// observe tells the observer what each command of a finished batch came
-// to, and how long the batch took.
-func (w *Writer) observe(batch []*request, committed bool, began, committing, ended time.Time) {
-	cmds := 0
+// outcomes notes what each command of a finished batch came to, for
+// observe, before the callers are answered (and may change what they got).
+func (w *Writer) outcomes(batch []*request) {
+	w.outs = w.outs[:0]
 	for _, r := range batch {
 		if r.cmd == nil {
 			continue // an exclusive run (replay), not a command
 		}
-		cmds++
 		kind := r.cmd.Kind
 		if kind == "" {
 			kind = "other"
@@ -616,9 +620,17 @@ func (w *Writer) observe(batch []*request, committed bool, began, committing, en
 		case r.res.Repeated:
 			outcome = "repeated"
 		}
-		w.obs.Command(kind, outcome)
+		w.outs = append(w.outs, [2]string{kind, outcome})
 	}
-	s := BatchStats{Commands: cmds, Committed: committed}
+}
+
+// observe tells the observer what each command of the batch came to and
+// how long the batch took.
+func (w *Writer) observe(committed bool, began, committing, ended time.Time) {
+	for _, o := range w.outs {
+		w.obs.Command(o[0], o[1])
+	}
+	s := BatchStats{Commands: len(w.outs), Committed: committed}
 	if !ended.IsZero() {
 		s.Commit, s.Total = ended.Sub(committing), ended.Sub(began)
 	} else {

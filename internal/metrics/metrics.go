@@ -46,6 +46,8 @@ type Metrics struct {
 
 	mu   sync.Mutex
 	repl ReplicationStatus
+
+	counted sync.Map // [2]string{kind, outcome} → prometheus.Counter, skipping the vector's hashing
 }
 
 // latency buckets from 100µs to 10s: a commit is an fsync, a page a few ms.
@@ -144,7 +146,14 @@ func (m *Metrics) Watch(g Gauges) {
 }
 
 // Command counts one command (events.Observer).
-func (m *Metrics) Command(kind, outcome string) { m.commands.WithLabelValues(kind, outcome).Inc() }
+func (m *Metrics) Command(kind, outcome string) {
+	k := [2]string{kind, outcome}
+	c, ok := m.counted.Load(k)
+	if !ok {
+		c, _ = m.counted.LoadOrStore(k, m.commands.WithLabelValues(kind, outcome))
+	}
+	c.(prometheus.Counter).Inc()
+}
 
 // Batch records one writer batch (events.Observer).
 func (m *Metrics) Batch(s events.BatchStats) {
