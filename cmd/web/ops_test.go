@@ -370,3 +370,32 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("doctor without a database: exit %d, %q; want 2", code, errb)
 	}
 }
+
+func TestExportEveryCountsFailures(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(notDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--export-every", "200ms", "--export-dir", notDir, "--metrics-token", testMetricsToken)
+	failed := map[string]string{"outcome": "failed"}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fams := scrape(t, s.URL+"/metrics", testMetricsToken)
+		if value(fams, "braid_exports_total", failed) >= 2 {
+			if got := value(fams, "braid_exports_total", map[string]string{"outcome": "ok"}); got != 0 {
+				t.Errorf("exports into a file counted %v successes", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed export counted in 10s; log:\n%s", s.Log.String())
+		}
+	}
+	if !strings.Contains(s.Log.String(), "scheduled export failed") {
+		t.Errorf("the failure is not logged:\n%s", s.Log.String())
+	}
+	s.stop()
+	code, out, _ := runWeb(t, "doctor", "--db", s.DB)
+	if code != 1 || !strings.HasPrefix(doctorLines(out)["export"], "fail") {
+		t.Errorf("doctor after failed exports only: exit %d, want 1 and export failing\n%s", code, out)
+	}
+}
