@@ -71,15 +71,19 @@ func openReadOnly(ctx context.Context, path string) (*events.DB, error) {
 }
 
 // openApp opens the database and starts the writer (which first brings every
-// projection up to the head).
-func openApp(ctx context.Context, path string, log *slog.Logger) (*app, error) {
+// projection up to the head). obs, when given, observes the writer (metrics).
+func openApp(ctx context.Context, path string, log *slog.Logger, obs ...events.Observer) (*app, error) {
 	db, err := openDB(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	reg, t := registry()
 	tree := tlog.New()
-	w, err := events.NewWriter(ctx, db, reg, events.WriterOptions{Clock: time.Now, Logger: log, Hooks: []events.Hook{tree}})
+	opt := events.WriterOptions{Clock: time.Now, Logger: log, Hooks: []events.Hook{tree}}
+	if len(obs) > 0 {
+		opt.Observer = obs[0]
+	}
+	w, err := events.NewWriter(ctx, db, reg, opt)
 	if err != nil {
 		db.Close()
 		return nil, fail(exitFailed, "%v", err)

@@ -45,6 +45,8 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// logFormat is --log-format, which newFlags gives every command.
+	logFormat *logFormat
 }
 
 type command struct {
@@ -64,12 +66,13 @@ func commands() []command {
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},
 		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
 		{"mirror", "keep a read-only, verified copy of another Braid (URL --db COPY)", mirrorCmd},
+		{"doctor", "check a deployment: disk, WAL, integrity, key, anchors, verify and export age", doctor},
 	}
 }
 
 // run is the whole program; tests call it too.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, logFormat: &logFormat{getenv("BRAID_LOG_FORMAT")}}
 	name := "serve"
 	if len(args) > 0 && !isFlag(args[0]) {
 		name, args = args[0], args[1:]
@@ -111,7 +114,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "  help     this text")
-	fmt.Fprintln(w, "\nEvery command takes --db PATH (env BRAID_DB, default braid.db).")
+	fmt.Fprintln(w, "\nEvery command takes --db PATH (env BRAID_DB, default braid.db) and --log-format text|json (env BRAID_LOG_FORMAT).")
 }
 
 // newFlags returns a flag set with --db, reporting to e.stderr.
@@ -123,6 +126,9 @@ func newFlags(e env, name, synopsis string) (*flag.FlagSet, *string) {
 		def = "braid.db"
 	}
 	db := fs.String("db", def, "path of the SQLite database (env BRAID_DB)")
+	if e.logFormat != nil {
+		fs.Var(e.logFormat, "log-format", "log lines as text or json (env BRAID_LOG_FORMAT; default text)")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: web %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()

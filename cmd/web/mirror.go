@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	xtlog "golang.org/x/mod/sumdb/tlog"
 
+	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/internal/tlog"
 )
@@ -461,8 +462,13 @@ func (m *mirror) pull(ctx context.Context) error {
 		if err != nil {
 			return fail(exitFailed, "%v", err)
 		}
+		// Credentials are keyed by the person's id, not the name they sign in with.
+		id, err := auth.IDByUsername(ctx, conn, m.user)
+		if err != nil {
+			return fail(exitFailed, "the mirroring person %q is not in the pulled log: %v", m.user, err)
+		}
 		if _, err := conn.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)
-			ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash`, m.user, hash); err != nil {
+			ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash`, id, hash); err != nil {
 			return fail(exitFailed, "%v", err)
 		}
 	}

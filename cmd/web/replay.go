@@ -28,7 +28,10 @@ func replay(ctx context.Context, e env, args []string) error {
 	if err := requireDB(*dbPath); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log, err := e.logger(slog.LevelWarn)
+	if err != nil {
+		return err
+	}
 	a, err := openApp(ctx, *dbPath, log)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"braid/internal/anchor"
 	"braid/internal/auth"
+	"braid/internal/metrics"
 	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/tlog"
@@ -23,7 +24,7 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]] [--metrics-addr HOST:PORT] [--metrics-token TOKEN] [--export-every 24h --export-dir DIR [--export-keep N]] [--log-format text|json]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
@@ -33,12 +34,16 @@ func serve(ctx context.Context, e env, args []string) error {
 	mf := addMailFlags(fs, e.getenv)
 	var proxies cidrList
 	kf := addLogKeyFlags(fs, e, dbPath)
+	of := addOpsFlags(fs, e)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	mode, err := registrationMode(*registration)
 	if err != nil {
+		return err
+	}
+	if err := of.check(); err != nil {
 		return err
 	}
 	mailer, err := mf.mailer()
@@ -53,7 +58,10 @@ func serve(ctx context.Context, e env, args []string) error {
 			return fail(exitFailed, "BRAID_TRUSTED_PROXIES: %v", err)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log, err := e.logger(slog.LevelInfo)
+	if err != nil {
+		return err
+	}
 	var job *anchor.Job
 	if *every > 0 || *wf.witness != "" {
 		if *every <= 0 {
@@ -76,7 +84,8 @@ func serve(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *dbPath, log)
+	m := metrics.New()
+	a, err := openApp(ctx, *dbPath, log, m)
 	if err != nil {
 		return err
 	}
@@ -126,13 +135,14 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.Private = notify.Private
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
+	watch(ctx, m, a, mon, log)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fail(exitFailed, "listen on %s: %v", *addr, err)
 	}
 	url := "http://" + ln.Addr().String()
 	a.passkeys = relyingParty(*mf.baseURL, ln.Addr(), log)
-	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
+	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""), m.Middleware(*of.metricsToken))
 	if mir != nil {
 		mir.serve(w, srv)
 	}
@@ -152,6 +162,12 @@ func serve(ctx context.Context, e env, args []string) error {
 
 	fmt.Fprintf(e.stdout, "Braid is serving %s on %s\n", *dbPath, url)
 	log.Info("listening", slog.String("url", url), slog.String("db", *dbPath))
+
+	stopOps, err := of.start(ctx, m, a, log)
+	defer stopOps()
+	if err != nil {
+		return err
+	}
 
 	if mailer != nil {
 		stopMail := mf.start(ctx, mailer, a, url, log)
@@ -201,8 +217,10 @@ func defaultAddr(getenv func(string) string) string {
 }
 
 // newServer builds the echo server with its middleware and every route.
-func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration auth.RegistrationMode, ip echo.IPExtractor) *echo.Echo {
+// pre run before everything else (metrics, which must see final statuses).
+func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration auth.RegistrationMode, ip echo.IPExtractor, pre ...echo.MiddlewareFunc) *echo.Echo {
 	e := echo.New()
+	e.Pre(pre...)
 	e.HideBanner, e.HidePort = true, true
 	// The client's address, for rate limits: see clientIP. Without an
 	// extractor echo would believe X-Forwarded-For from anyone.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"braid/internal/events"
+	"braid/internal/metrics"
 	"braid/internal/tlog"
 	"braid/migrations"
 )
@@ -88,6 +89,21 @@ func BenchmarkAppend(b *testing.B) {
 		if h := tree.Head(); h.Size != int64(b.N) {
 			b.Fatalf("tree has %d leaves, want %d", h.Size, b.N)
 		}
+	})
+
+	// The same with every command and batch counted for Prometheus
+	// (serve always counts): the cost of the metrics.
+	b.Run("groupcommit-metrics", func(b *testing.B) {
+		f := newFixtureWith(b, events.WriterOptions{Observer: metrics.New()})
+		ctx := context.Background()
+		b.ResetTimer()
+		took := split(b, b.N, func(g, i int) error {
+			_, err := f.bump(ctx, fmt.Sprintf("c%d", g%8), 1, events.Any, "")
+			return err
+		})
+		b.StopTimer()
+		reportRate(b, b.N, took)
+		mustVerify(b, f.db, int64(b.N))
 	})
 
 	b.Run("naive", func(b *testing.B) {

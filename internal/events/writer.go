@@ -38,6 +38,10 @@ type Command struct {
 	// (credentials). If it fails, the whole command rolls back.
 	After func(ctx context.Context, q Querier, appended []Event) error
 
+	// Kind names the command for metrics (open, comment, register…); when
+	// empty, the type of the first event it appends stands in, or "other".
+	Kind string
+
 	// Fingerprint names what the command is (see Fingerprint): its kind and
 	// input. It is stored beside every event the command appends, outside
 	// the hashed fields and the export, so that the same command_id sent
@@ -150,6 +154,29 @@ type WriterOptions struct {
 	// Hooks keep derived data that must change in the same transaction as
 	// the log (the transparency tree), in registration order.
 	Hooks []Hook
+	// Observer, when set, is told the outcome of every command and batch.
+	Observer Observer
+}
+
+// Observer is told what the writer did, on the writer's goroutine: it must
+// return at once (count, never block, never call the writer).
+type Observer interface {
+	// Command reports one command: its kind (Command.Kind, else the first
+	// appended event's type, else "other") and outcome ("ok", "repeated",
+	// or the error code that refused it: "invalid", "conflict", …).
+	Command(kind, outcome string)
+	// Batch reports one transaction: how many requests it held, whether it
+	// committed, how long COMMIT took (SQLite writes the WAL frames and
+	// fsyncs there, synchronous=FULL) and the whole batch from BEGIN.
+	Batch(s BatchStats)
+}
+
+// BatchStats describe one batch of the writer, for an Observer.
+type BatchStats struct {
+	Commands  int
+	Committed bool
+	Commit    time.Duration // COMMIT alone: WAL write and fsync
+	Total     time.Duration // BEGIN to the end of COMMIT
 }
 
 // Hook keeps data derived from every appended event in the writer's own
@@ -203,6 +230,8 @@ type Writer struct {
 	known, pending map[aggKey]int64
 	h              *hasher // one buffer and SHA-256 state for every event
 	hooks          []Hook
+	obs            Observer
+	outs           [][2]string // kind and outcome of each command in the batch, for obs
 
 	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
 }
@@ -249,6 +278,7 @@ func NewWriter(ctx context.Context, db *DB, reg *Registry, opt WriterOptions) (*
 		return nil, err
 	}
 	w.hooks = opt.Hooks
+	w.obs = opt.Observer
 	for _, hk := range w.hooks {
 		if err := hk.Open(ctx, db.Read, w.q, h); err != nil {
 			w.q.close()
@@ -302,6 +332,10 @@ func (w *Writer) Head() Head {
 	defer w.headMu.RUnlock()
 	return w.head
 }
+
+// Queued returns how many requests wait for the writer (not counting the
+// batch it is running).
+func (w *Writer) Queued() int { return len(w.reqs) }
 
 // Health returns nil when writes work (after a committed batch, or before
 // any), else what the last storage failure was, in a few words ("disk
@@ -464,12 +498,24 @@ func (w *Writer) runAttached(r *request) {
 // after calling before (when not nil) once the transaction has ended.
 func (w *Writer) run(batch []*request, before func()) {
 	ctx := context.Background()
+	var began, committing, ended time.Time
+	if w.obs != nil {
+		began = time.Now()
+	}
+	committed := false
 	defer func() {
 		if before != nil {
 			before()
 		}
+		if w.obs != nil {
+			w.outcomes(batch)
+		}
 		for _, r := range batch {
 			close(r.done)
+		}
+		// Callers first: counting holds up no one.
+		if w.obs != nil {
+			w.observe(committed, began, committing, ended)
 		}
 	}()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -511,8 +557,14 @@ func (w *Writer) run(batch []*request, before func()) {
 		}
 	}
 	if err == nil {
+		if w.obs != nil {
+			committing = time.Now()
+		}
 		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 			err = storage(fmt.Errorf("commit: %w", err))
+		}
+		if w.obs != nil {
+			ended = time.Now()
 		}
 	}
 	w.setHealth(err, err == nil)
@@ -530,6 +582,7 @@ func (w *Writer) run(batch []*request, before func()) {
 		}
 		return
 	}
+	committed = true
 	w.headMu.Lock()
 	w.head = w.cur
 	w.headMu.Unlock()
@@ -543,6 +596,47 @@ func (w *Writer) run(batch []*request, before func()) {
 		w.known[k] = v
 	}
 	clear(w.pending)
+}
+
+// outcomes notes what each command of a finished batch came to, for
+// observe, before the callers are answered (and may change what they got).
+func (w *Writer) outcomes(batch []*request) {
+	w.outs = w.outs[:0]
+	for _, r := range batch {
+		if r.cmd == nil {
+			continue // an exclusive run (replay), not a command
+		}
+		kind := r.cmd.Kind
+		if kind == "" {
+			kind = "other"
+			if len(r.res.Events) > 0 {
+				kind = r.res.Events[0].Type
+			}
+		}
+		outcome := "ok"
+		switch {
+		case r.err != nil:
+			outcome = string(errs.Code(r.err))
+		case r.res.Repeated:
+			outcome = "repeated"
+		}
+		w.outs = append(w.outs, [2]string{kind, outcome})
+	}
+}
+
+// observe tells the observer what each command of the batch came to and
+// how long the batch took.
+func (w *Writer) observe(committed bool, began, committing, ended time.Time) {
+	for _, o := range w.outs {
+		w.obs.Command(o[0], o[1])
+	}
+	s := BatchStats{Commands: len(w.outs), Committed: committed}
+	if !ended.IsZero() {
+		s.Commit, s.Total = ended.Sub(committing), ended.Sub(began)
+	} else {
+		s.Total = time.Since(began)
+	}
+	w.obs.Batch(s)
 }
 
 // rewind tells every hook that the events after head were rolled back.

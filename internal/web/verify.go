@@ -198,6 +198,10 @@ type Monitor struct {
 	// appended since, so an incremental run checks the tree too; a full
 	// run starts it from the empty tree. Set it before the first Kick.
 	Tree func(ctx context.Context, from tlog.Head) (tlog.SinceCheck, error)
+	// OnRun, when set, hears of every finished run (metrics, the record
+	// `web doctor` reads), after the run's waiters are released. Set it
+	// before the first Kick.
+	OnRun func(VerifyRun)
 
 	mu       sync.Mutex
 	running  chan struct{} // closed when the current run ends; nil when idle
@@ -359,6 +363,9 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 	}
 	m.mu.Unlock()
 	close(done)
+	if m.OnRun != nil {
+		m.OnRun(run)
+	}
 }
 
 // treeCheck checks the tree from the head the run before verified and
