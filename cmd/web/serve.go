@@ -21,7 +21,7 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]] [--replicate URL | --follow URL [--primary-url URL]]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
@@ -30,6 +30,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	mf := addMailFlags(fs, e.getenv)
 	var proxies cidrList
 	kf := addLogKeyFlags(fs, e, dbPath)
+	rf := addReplicaFlags(fs, e.getenv)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -49,6 +50,12 @@ func serve(ctx context.Context, e env, args []string) error {
 		if err := proxies.Set(env); err != nil {
 			return fail(exitFailed, "BRAID_TRUSTED_PROXIES: %v", err)
 		}
+	}
+	if err := rf.check(); err != nil {
+		return err
+	}
+	if *rf.follow != "" {
+		return serveFollower(ctx, e, rf, *dbPath, *addr, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var job *anchor.Job
@@ -78,6 +85,13 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
+	rep, err := rf.startReplication(ctx, a, log)
+	if err != nil {
+		return err
+	}
+	if rep != nil {
+		defer rep.Close(context.Background()) // ships what is left, before the database closes
+	}
 	// Checkpoints are signed off the writer's goroutine and kept through
 	// it; the signer stops before the writer closes.
 	stopSigner, err := startSigner(ctx, a, key, log)
@@ -99,6 +113,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
 	w.Private = notify.Private
+	if rep != nil {
+		w.Replica = &web.Replica{Status: rep.Status}
+	}
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))

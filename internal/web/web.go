@@ -47,6 +47,8 @@ type Env struct {
 	// Transparency names the log's checkpoint signer for /verify; nil
 	// shows nothing.
 	Transparency *Transparency
+	// Replica is replication (serve --replicate or --follow); nil: none.
+	Replica *Replica
 }
 
 // People resolves every username in ids with one query and returns how
@@ -137,6 +139,15 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 		p.HeadPos = h.Position
 		if h.Position > 0 {
 			p.HeadShort = events.Short(h.Hash)
+		}
+	}
+	if env.Replica != nil {
+		st := env.Replica.Now()
+		if env.Replica.Following {
+			p.Banner, p.Primary = st.Sentence(), env.Replica.Primary
+			p.HeadPos = st.Position
+		} else if nav == "verify" || c.Path() == "/verify" {
+			p.Replication = st.Sentence()
 		}
 	}
 	if env.Verdict != nil {
