@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/superfly/ltx"
 	_ "github.com/benbjohnson/litestream/file" // file:// replicas
 	_ "github.com/benbjohnson/litestream/s3"   // s3:// replicas (Tigris, MinIO, AWS)
+	"github.com/superfly/ltx"
 
 	"braid/internal/errs"
 )
