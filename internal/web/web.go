@@ -145,7 +145,9 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 		st := env.Replica.Now()
 		if env.Replica.Following {
 			p.Banner, p.Primary = st.Sentence(), env.Replica.Primary
-			p.HeadPos = st.Position
+			if h, err := events.ReadHead(ctx, env.DB.Read); err == nil && h.Position > 0 { // no writer: the copy's head
+				p.HeadPos, p.HeadShort = h.Position, events.Short(h.Hash)
+			}
 		} else if nav == "verify" || c.Path() == "/verify" {
 			p.Replication = st.Sentence()
 		}
