@@ -31,7 +31,7 @@ import (
 // process) with one bucket and returns a replica URL in it. It sets the
 // AWS credentials Litestream reads and unsets AWS_CA_BUNDLE, which breaks
 // Litestream's S3 client on machines that set it.
-func fakeS3(t *testing.T, path string) string {
+func fakeS3(t testing.TB, path string) string {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket("braid"); err != nil {
