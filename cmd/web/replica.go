@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,6 +44,11 @@ func addReplicaFlags(fs *flag.FlagSet, getenv func(string) string) replicaFlags 
 func (rf replicaFlags) check() error {
 	if *rf.follow != "" && *rf.replicate != "" {
 		return fail(exitFailed, "--follow and --replicate: a follower only reads; replicate from the primary")
+	}
+	for _, f := range []struct{ name, url string }{{"--replicate", *rf.replicate}, {"--follow", *rf.follow}} {
+		if f.url != "" && !strings.HasPrefix(f.url, "file:///") && !strings.HasPrefix(f.url, "s3://") {
+			return fail(exitFailed, "%s %q: want file:///path or s3://bucket/path?endpoint=…", f.name, redactURL(f.url))
+		}
 	}
 	if *rf.primary != "" {
 		u, err := url.Parse(*rf.primary)

@@ -380,3 +380,47 @@ func TestFollowerServesSameTicketJSON(t *testing.T) {
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestReplicaFlagsRefused: mistakes in the replication flags and in
+// restore's arguments are refused with exit 2 and one line, before
+// anything is written.
+func TestReplicaFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.db")
+	if err := os.WriteFile(existing, []byte("not a follower's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := "file://" + filepath.Join(dir, "empty-replica")
+	fresh := filepath.Join(dir, "fresh.db")
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"follow and replicate", []string{"serve", "--db", fresh, "--follow", empty, "--replicate", empty}, "--follow and --replicate"},
+		{"primary url not http", []string{"serve", "--db", fresh, "--follow", empty, "--primary-url", "javascript:alert(1)"}, "want an http or https URL"},
+		{"primary url without follow", []string{"serve", "--db", fresh, "--primary-url", "https://p.example"}, "--primary-url needs --follow"},
+		{"replicate to an unknown scheme", []string{"serve", "--db", fresh, "--replicate", "http://bucket/x"}, "want file:///path or s3://"},
+		{"follow into a foreign file", []string{"serve", "--db", existing, "--follow", empty}, "not a follower's copy"},
+		{"restore without a URL", []string{"restore", "--db", fresh}, "want the replica's URL first"},
+		{"restore into an existing file", []string{"restore", empty, "--db", existing}, "already exists"},
+		{"restore at a bad time", []string{"restore", empty, "--db", fresh, "--at", "yesterday"}, "want an RFC 3339 time"},
+		{"restore from an empty replica", []string{"restore", empty, "--db", fresh}, "holds no database"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runWeb(t, c.args...)
+			if code != exitFailed || !strings.Contains(stderr, c.want) {
+				t.Fatalf("web %s: exit %d, %q; want exit 2 and %q", strings.Join(c.args, " "), code, stderr, c.want)
+			}
+			b, _ := os.ReadFile(existing)
+			if string(b) != "not a follower's" {
+				t.Fatalf("%s was changed", existing)
+			}
+			if c.args[0] == "restore" {
+				if _, err := os.Stat(fresh); err == nil {
+					t.Fatalf("a refused restore left %s", fresh)
+				}
+			}
+		})
+	}
+}

@@ -55,7 +55,16 @@ func Follow(ctx context.Context, url, path string, every time.Duration, log *slo
 		every = time.Second
 	}
 	if _, err := os.Lstat(path); err == nil {
-		return nil, errs.E(errs.Conflict, "%s already exists: a follower restores into a new path", path)
+		// A follower's own earlier copy (it leaves a marker) is restored
+		// afresh; any other file is refused, never overwritten.
+		if _, err := os.Stat(path + "-follower"); err != nil {
+			return nil, errs.E(errs.Conflict, "%s already exists and is not a follower's copy: a follower restores into a new path", path)
+		}
+		for _, p := range []string{path, path + "-journal", path + "-follower"} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+		}
 	}
 	client, err := NewClient(ctx, url)
 	if err != nil {
@@ -66,6 +75,9 @@ func Follow(ctx context.Context, url, path string, every time.Duration, log *slo
 		return nil, err
 	}
 	if err := restore(ctx, client, url, path, time.Time{}, fl.txid); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+"-follower", []byte("a read-only copy kept by web serve --follow "+redact(url)+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if fl.f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
