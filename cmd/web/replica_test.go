@@ -273,6 +273,19 @@ func TestRestoreRefusesTamperedReplica(t *testing.T) {
 	}
 	head := countEvents(t, s.DB)
 	waitReplicated(t, s.URL, int64(head))
+	// /verify says it too, in words and in its JSON.
+	if a := b.get("/verify"); !strings.Contains(a.body, fmt.Sprintf("the replica holds the log up to position %d", head)) {
+		t.Fatalf("/verify does not show the replicated position %d: %s", head, a.body)
+	}
+	var vs struct {
+		Replica *struct {
+			Role     string `json:"role"`
+			Position int64  `json:"position"`
+		} `json:"replica"`
+	}
+	if a := b.do("GET", "/verify", nil, "Accept", "application/json"); json.Unmarshal([]byte(a.body), &vs) != nil || vs.Replica == nil || vs.Replica.Role != "primary" || vs.Replica.Position != int64(head) {
+		t.Fatalf("/verify JSON %q: want replica position %d", a.body, head)
+	}
 	s.stop()
 
 	// The attacker restores the replica, rewrites the last event, and
