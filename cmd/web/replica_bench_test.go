@@ -86,19 +86,31 @@ func BenchmarkReplicatedAppend(b *testing.B) {
 // BenchmarkRestore: `web restore` (Litestream restore, then verify of the
 // braid and the tree) of a log of BRAID_BENCH_RESTORE_EVENTS events
 // (default 10000; 1000000 for the figure in the README) from a file://
-// replica. The log is seeded once through the writer and cached like
-// BenchmarkReads's.
+// replica. The log (n tickets opened through the writer) is seeded once
+// and kept under os.TempDir().
 //
 //	BRAID_BENCH_RESTORE_EVENTS=1000000 go test -run '^$' -bench BenchmarkRestore -benchtime 1x ./cmd/web
 func BenchmarkRestore(b *testing.B) {
-	n := 10000 // BenchmarkReads's sizes (10000, 1000000) seed exactly
+	n := 10000
 	if v := os.Getenv("BRAID_BENCH_RESTORE_EVENTS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil {
 			b.Fatal(err)
 		}
 	}
-	src := seededDB(b, n)
+	src := filepath.Join(os.TempDir(), fmt.Sprintf("braid-restore-%d.db", n))
+	if _, err := os.Stat(src); err != nil {
+		s := time.Now()
+		if err := seedTickets(src+".partial", n); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(src + ".partial-wal")
+		os.Remove(src + ".partial-shm")
+		if err := os.Rename(src+".partial", src); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("seeded %d events in %s, kept at %s", n, time.Since(s).Round(time.Millisecond), src)
+	}
 	dir := b.TempDir()
 	work := filepath.Join(dir, "primary.db")
 	if err := copyFile(work, src); err != nil {
@@ -133,4 +145,41 @@ func BenchmarkRestore(b *testing.B) {
 		b.ReportMetric(time.Since(s).Seconds(), "s/restore")
 		os.Remove(out)
 	}
+}
+
+// seedTickets opens n tickets through the real writer from 64 goroutines.
+func seedTickets(path string, n int) error {
+	ctx := context.Background()
+	a, err := openApp(ctx, path, testLogger())
+	if err != nil {
+		return err
+	}
+	tix := tickets.NewService(a.writer, a.reg, a.types.tickets)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if _, err := tix.Open(ctx, "seed", tickets.Draft{Title: fmt.Sprintf("seeded ticket %d", i), Body: "steps:\n1. open\n2. see it fail"}, ""); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := a.Close(); err != nil {
+		return err
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	return nil
 }
