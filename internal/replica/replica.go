@@ -158,6 +158,10 @@ func (r *Replicator) observe(ctx context.Context) {
 	r.marks = r.marks[i:]
 }
 
+// stalled is how long a write may wait for the replica before Status
+// calls it a failure.
+const stalled = 30 * time.Second
+
 // Status returns the last log position the replica holds, how long the
 // oldest write it does not yet hold has waited (0 when it holds the head),
 // and the last failure to replicate, if the latest attempt failed.
@@ -167,7 +171,12 @@ func (r *Replicator) Status() (position int64, lag time.Duration, err error) {
 	if len(r.marks) > 0 {
 		lag = time.Since(r.marks[0].at)
 	}
-	return r.replicated, lag, r.err
+	if err = r.err; err == nil && lag > stalled {
+		// Uploads fail quietly inside Litestream (it logs and retries):
+		// a replica that takes nothing for this long is a failure.
+		err = fmt.Errorf("the replica has taken nothing new for %s", lag.Round(time.Second))
+	}
+	return r.replicated, lag, err
 }
 
 // Sync ships everything committed so far and waits for the replica to
