@@ -390,6 +390,13 @@ func TestFollowerServesSameTicketJSON(t *testing.T) {
 	if a := fb.post("/tickets/1/comments", form); a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, "https://primary.example") {
 		t.Fatalf("POST to the follower: %d %q, want 503 with a link to the primary", a.status, a.body)
 	}
+
+	// Restarted on its own copy, a follower restores afresh.
+	f.stop()
+	f2 := startServer(t, "--follow", rurl, "--db", f.DB)
+	if got := ticketJSON(&browser{tb: t, base: f2.URL, c: b.c}); got != want {
+		t.Fatalf("the restarted follower serves\n%s\nwant\n%s", got, want)
+	}
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
