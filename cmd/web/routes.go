@@ -149,8 +149,13 @@ func healthz(w *web.Env) echo.HandlerFunc {
 		if err := w.DB.Read.QueryRowContext(c.Request().Context(), `SELECT 1`).Scan(&one); err != nil {
 			return c.String(http.StatusServiceUnavailable, "database unavailable\n")
 		}
-		if err := w.Writer.Health(); err != nil { // e.g. "writes failing: disk full"
-			return c.String(http.StatusServiceUnavailable, "writes failing: "+err.Error()+"\n")
+		if w.Writer != nil {
+			if err := w.Writer.Health(); err != nil { // e.g. "writes failing: disk full"
+				return c.String(http.StatusServiceUnavailable, "writes failing: "+err.Error()+"\n")
+			}
+		}
+		if w.Replica != nil { // serve --replicate or --follow: a second line
+			return c.String(http.StatusOK, "ok\n"+replicaLine(w.Replica.Now())+"\n")
 		}
 		return c.String(http.StatusOK, "ok\n")
 	}

@@ -24,7 +24,7 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]] [--metrics-addr HOST:PORT] [--metrics-token TOKEN] [--export-every 24h --export-dir DIR [--export-keep N]] [--log-format text|json]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]] [--metrics-addr HOST:PORT] [--metrics-token TOKEN] [--export-every 24h --export-dir DIR [--export-keep N]] [--replicate URL | --follow URL [--primary-url URL]] [--log-format text|json]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
@@ -35,6 +35,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	var proxies cidrList
 	kf := addLogKeyFlags(fs, e, dbPath)
 	of := addOpsFlags(fs, e)
+	rf := addReplicaFlags(fs, e.getenv)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -57,6 +58,12 @@ func serve(ctx context.Context, e env, args []string) error {
 		if err := proxies.Set(env); err != nil {
 			return fail(exitFailed, "BRAID_TRUSTED_PROXIES: %v", err)
 		}
+	}
+	if err := rf.check(); err != nil {
+		return err
+	}
+	if *rf.follow != "" {
+		return serveFollower(ctx, e, rf, *dbPath, *addr, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 	}
 	log, err := e.logger(slog.LevelInfo)
 	if err != nil {
@@ -90,6 +97,14 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
+	rep, err := rf.startReplication(ctx, a, log)
+	if err != nil {
+		return err
+	}
+	if rep != nil {
+		defer rep.Close(context.Background()) // ships what is left, before the database closes
+		m.SetReplication(rep)
+	}
 	// A mirror (web mirror) serves the source's checkpoints, read-only.
 	mir, err := mirrorOf(ctx, a.db)
 	if err != nil {
@@ -133,6 +148,9 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
 	w.Private = notify.Private
+	if rep != nil {
+		w.Replica = &web.Replica{Status: rep.Status}
+	}
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
 	watch(ctx, m, a, mon, log)

@@ -408,6 +408,8 @@ type VerifyStatus struct {
 	// Current: the verdict covers the head (a broken braid stays broken,
 	// so a failure is always current).
 	Current bool `json:"current"`
+	// Replica is replication's state (serve --replicate or --follow).
+	Replica *ReplicaStatus `json:"replica,omitempty"`
 	// Checkpoint is the log's checkpoint signer and its latest checkpoint.
 	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`
 	// DeepCheck is the last recorded `web verify --deep`, when one ran.
@@ -511,8 +513,13 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			if !ok {
 				return c.JSON(http.StatusAccepted, map[string]any{"checking": true, "head_position": head, "current": false})
 			}
+			var rs *ReplicaStatus
+			if env.Replica != nil {
+				s := env.Replica.Now()
+				rs = &s
+			}
 			return c.JSON(http.StatusOK, VerifyStatus{VerifyReport: run.Report, CheckedPosition: run.Checked,
-				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current, Checkpoint: cp, DeepCheck: deep})
+				CheckedAt: run.At.UTC().Format(time.RFC3339), HeadPosition: head, Current: current, Checkpoint: cp, DeepCheck: deep, Replica: rs})
 		}
 		v := templates.VerifyView{Checked: ok, Running: running, HeadPosition: head, Current: current}
 		if cp != nil {

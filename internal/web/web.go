@@ -50,6 +50,8 @@ type Env struct {
 	// Mirror says, on a read-only mirror, what its banner shows and the
 	// source's address (cmd/web/mirror.go); nil on the source itself.
 	Mirror func(ctx context.Context) (banner, source string)
+	// Replica is replication (serve --replicate or --follow); nil: none.
+	Replica *Replica
 }
 
 // People resolves every person id in ids with one query and returns how
@@ -150,6 +152,17 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 	}
 	if env.Mirror != nil {
 		p.Mirror, p.MirrorURL = env.Mirror(ctx)
+	}
+	if env.Replica != nil {
+		st := env.Replica.Now()
+		if env.Replica.Following {
+			p.Banner, p.Primary = st.Sentence(), env.Replica.Primary
+			if h, err := events.ReadHead(ctx, env.DB.Read); err == nil && h.Position > 0 { // no writer: the copy's head
+				p.HeadPos, p.HeadShort = h.Position, events.Short(h.Hash)
+			}
+		} else if nav == "verify" || c.Path() == "/verify" {
+			p.Replication = st.Sentence()
+		}
 	}
 	if env.Verdict != nil {
 		if run, ok := env.Verdict(); ok && run.Err == nil && run.Report.Failure != nil {
