@@ -144,9 +144,9 @@ func RoleIn(ctx context.Context, q events.Querier, person, project string) (Role
 }
 
 // Can refuses actor the action in project unless their role there is at
-// least Table[action]. Someone who may not even read the project is told it
-// is not there (not_found), so its name does not leak; someone who may read
-// it is told they may not do this (forbidden). project "" is the site.
+// least Table[action]. A read refused is not_found (a page of a project one
+// may not see is not there); a command refused is forbidden, whoever asks.
+// A project that does not exist is not_found. project "" is the site.
 func Can(ctx context.Context, q events.Querier, actor string, action Action, project string) error {
 	need, ok := Table[action]
 	if !ok {
@@ -154,6 +154,11 @@ func Can(ctx context.Context, q events.Querier, actor string, action Action, pro
 	}
 	var role Role
 	var err error
+	if project != "" {
+		if _, err := Get(ctx, q, project); err != nil {
+			return err
+		}
+	}
 	if project == "" {
 		if actor == System {
 			role = Admin
@@ -171,11 +176,14 @@ func Can(ctx context.Context, q events.Querier, actor string, action Action, pro
 	if role >= need {
 		return nil
 	}
-	if project != "" && role < Viewer {
+	if action == Read {
 		return errs.E(errs.NotFound, "There is no project %q, or you may not see it.", project)
 	}
 	if need == Admin {
 		return errs.E(errs.Forbidden, "Only a site admin may do this.")
+	}
+	if role == None {
+		return errs.E(errs.Forbidden, "You have no role in this project; this needs %s or above.", article(need))
 	}
 	return errs.E(errs.Forbidden, "You are %s in this project; this needs %s or above.", article(role), article(need))
 }
@@ -205,8 +213,8 @@ func TicketProject(ctx context.Context, q events.Querier, ticket int64) (string,
 	return p, nil
 }
 
-// CanTicket is Can on the project of ticket; a ticket in a project the
-// actor may not read is not_found, like one that does not exist.
+// CanTicket is Can on the project of ticket; reading a ticket in a
+// project the actor may not see is not_found, like one that does not exist.
 func CanTicket(ctx context.Context, q events.Querier, actor string, action Action, ticket int64) error {
 	p, err := TicketProject(ctx, q, ticket)
 	if err != nil {

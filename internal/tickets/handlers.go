@@ -539,11 +539,15 @@ func (h *Handlers) History(c echo.Context) error {
 	return web.Render(c, http.StatusOK, templates.History(h.Env.Page(c, "History of #"+c.Param("id"), "tickets"), v))
 }
 
-// CanRead guards every route under /tickets/{id}: a ticket in a project
+// CanRead guards every page under /tickets/{id}: a ticket in a project
 // the person may not see is answered 404, like one that does not exist.
-// Commands check again, with what they need, inside the writer.
+// Commands pass through: each checks what it needs inside the writer and
+// answers 403.
 func (h *Handlers) CanRead(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
+			return next(c) // a command: refused (403) or not by the command itself
+		}
 		id, err := pathID(c, "id")
 		if err != nil {
 			return err
