@@ -12,8 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"braid/internal/anchor"
 	"braid/internal/access"
+	"braid/internal/anchor"
 	"braid/internal/auth"
 	"braid/internal/notify"
 	"braid/internal/tickets"

@@ -291,7 +291,7 @@ func detail(e *events.Event, words map[int64]templates.Activity, who func(string
 	}
 	var d struct {
 		Name, Person, Role, By, Reason string
-		On                                 bool
+		On                             bool
 	}
 	_ = json.Unmarshal(e.Data, &d)
 	switch e.Type {
