@@ -242,19 +242,9 @@ func admitted(ctx context.Context, q events.Querier, override RegistrationMode) 
 }
 
 // requireAdmin refuses anyone who is not an admin (system, the operator,
-// always passes).
+// always passes): the table's site_admin action (internal/access).
 func requireAdmin(ctx context.Context, q events.Querier, actor string) error {
-	if actor == System {
-		return nil
-	}
-	ok, err := IsAdmin(ctx, q, actor)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errs.E(errs.Forbidden, "only a site admin may do this")
-	}
-	return nil
+	return access.Can(ctx, q, actor, access.SiteAdmin, "")
 }
 
 // SetMode sets the site's registration mode (registration_mode_set), by
