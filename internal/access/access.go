@@ -229,8 +229,8 @@ func CanTicket(ctx context.Context, q events.Querier, actor string, action Actio
 	return nil
 }
 
-// Visible lists the projects person may read; all is true for a site
-// admin (who sees every project, and tickets of projects not yet named).
+// Visible lists the projects person may read; all is true when that is
+// every project (always for a site admin).
 func Visible(ctx context.Context, q events.Querier, person string) (slugs []string, all bool, err error) {
 	if person == System {
 		return nil, true, nil
@@ -251,7 +251,9 @@ func Visible(ctx context.Context, q events.Querier, person string) (slugs []stri
 			slugs = append(slugs, p.Slug)
 		}
 	}
-	return slugs, false, nil
+	// Every ticket is in a project that exists: someone who sees them all
+	// sees every ticket, and the list may use its precomputed counts.
+	return slugs, len(slugs) == len(ps), nil
 }
 
 // Allowed lists the projects where person may do action, for a form's
