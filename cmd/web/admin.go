@@ -157,7 +157,7 @@ func adminCommand(ctx context.Context, e env, args []string, i int, argName stri
 		return err
 	}
 	defer a.Close()
-	msg, err := act(ctx, &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users}, arg)
+	msg, err := act(ctx, &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Projects: a.types.access}, arg)
 	if err != nil {
 		switch errs.Code(err) {
 		case errs.NotFound:

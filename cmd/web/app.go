@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/internal/notify"
@@ -36,13 +37,14 @@ type types struct {
 	users   auth.Types
 	tickets tickets.Types
 	notify  notify.Types
+	access  access.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
 // type is one visible edit in the package that owns it.
 func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
-	t := types{users: auth.Register(reg), tickets: tickets.Register(reg)}
+	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
 	return reg, t
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/internal/notify"
@@ -106,7 +107,8 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	sum, err := tickettest.Run(ctx, rng, tickets.NewService(a.writer, a.reg, a.types.tickets),
 		&auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Cost: 4, Override: auth.RegistrationOpen},
-		tickettest.Config{Commands: 1500, Notify: &notify.Service{Writer: a.writer, Types: a.types.notify}})
+		tickettest.Config{Commands: 1500, Notify: &notify.Service{Writer: a.writer, Types: a.types.notify},
+			Projects: &access.Service{Writer: a.writer, Types: a.types.access}})
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}

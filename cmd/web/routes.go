@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/notify"
 	"braid/internal/tickets"
@@ -23,7 +24,7 @@ import (
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, mon *web.Monitor, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, mon *web.Monitor, secure bool) {
 	// Before routing and before anything reads the request: one log line
 	// with the final status, panics turned into 500s, the headers every
 	// answer carries, the body cap, then the method override (which reads
@@ -101,34 +102,48 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/admin/registration", people.SetRegistration)
 	u.POST("/admin/roles", people.SetRole)
 
-	// Tickets.
+	// Projects and the roles people hold in them (internal/access): each
+	// page 404s for someone who may not see the project.
+	u.GET("/projects", projects.List)
+	u.POST("/projects", projects.Create)
+	u.GET("/p/:slug", tix.List) // the project's tickets
+	u.GET("/p/:slug/people", projects.People)
+	u.POST("/p/:slug/people", projects.Grant)
+	u.POST("/p/:slug/people/revoke", projects.Revoke)
+	u.POST("/p/:slug/everyone", projects.SetEveryone)
+	u.POST("/p/:slug/invitations", projects.CreateInvitation)
+	u.GET("/p/:slug/history", projects.History)
+
+	// Tickets. Everything under /tickets/:id is 404 for someone who may
+	// not see the ticket's project (read); commands check their own role.
+	read := tix.CanRead
 	u.GET("/tickets", tix.List)
 	u.GET("/tickets/new", tix.New)
 	u.POST("/tickets", tix.Create)
-	u.GET("/tickets/:id", tix.Show)
-	u.GET("/tickets/:id/edit", tix.EditForm)
-	u.PATCH("/tickets/:id", tix.Update)
-	u.POST("/tickets/:id/assign", tix.Assign)
-	u.POST("/tickets/:id/close", tix.Close)
-	u.POST("/tickets/:id/reopen", tix.Reopen)
-	u.GET("/tickets/:id/history", tix.History)
+	u.GET("/tickets/:id", tix.Show, read)
+	u.GET("/tickets/:id/edit", tix.EditForm, read)
+	u.PATCH("/tickets/:id", tix.Update, read)
+	u.POST("/tickets/:id/assign", tix.Assign, read)
+	u.POST("/tickets/:id/close", tix.Close, read)
+	u.POST("/tickets/:id/reopen", tix.Reopen, read)
+	u.GET("/tickets/:id/history", tix.History, read)
 	// The ticket's events with their inclusion proofs against the latest
 	// signed checkpoint, for `web verify --bundle` (docs/braid.md).
-	u.GET("/tickets/:id/proof", ticketProof(w))
+	u.GET("/tickets/:id/proof", ticketProof(w), read)
 	// The tree's entry bundles (C2SP tlog-tiles): every event, as the
 	// export writes it, so only for those who may read every event.
 	u.GET("/tile/entries/*", tiles(w.DB, true))
 
 	// Comments.
-	u.POST("/tickets/:id/comments", tix.AddComment)
-	u.GET("/tickets/:id/comments/:cid/edit", tix.EditCommentForm)
-	u.PATCH("/tickets/:id/comments/:cid", tix.UpdateComment)
-	u.GET("/tickets/:id/comments/:cid/delete", tix.ConfirmDeleteComment)
-	u.DELETE("/tickets/:id/comments/:cid", tix.DeleteComment)
+	u.POST("/tickets/:id/comments", tix.AddComment, read)
+	u.GET("/tickets/:id/comments/:cid/edit", tix.EditCommentForm, read)
+	u.PATCH("/tickets/:id/comments/:cid", tix.UpdateComment, read)
+	u.GET("/tickets/:id/comments/:cid/delete", tix.ConfirmDeleteComment, read)
+	u.DELETE("/tickets/:id/comments/:cid", tix.DeleteComment, read)
 
 	// Notifications: watching tickets, the inbox, the digest address.
-	u.POST("/tickets/:id/watch", inbox.Watch)
-	u.POST("/tickets/:id/unwatch", inbox.Unwatch)
+	u.POST("/tickets/:id/watch", inbox.Watch, read)
+	u.POST("/tickets/:id/unwatch", inbox.Unwatch, read)
 	u.GET("/inbox", inbox.Inbox)
 	u.GET("/inbox/badge", inbox.Badge)
 	u.POST("/inbox/read", inbox.Read)

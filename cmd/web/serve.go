@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/access"
 	"braid/internal/anchor"
 	"braid/internal/auth"
 	"braid/internal/metrics"
@@ -247,7 +248,7 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	w.Names = func(ctx context.Context, ids []string) (map[string]templates.Person, error) {
 		return auth.Names(ctx, a.db.Read, ids)
 	}
-	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now, Override: registration},
+	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now, Override: registration, Projects: a.types.access},
 		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe,
 		Passkeys: &auth.Passkeys{RP: a.passkeys, DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now}}
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets),
@@ -255,7 +256,9 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 			return notify.Watching(ctx, a.db.Read, ticket, user)
 		}}
 	inbox := &notify.Handlers{Env: w, Service: &notify.Service{Writer: a.writer, Types: a.types.notify}, MailOn: a.mailOn}
-	routes(e, w, people, tix, inbox, mon, secure)
+	projects := &access.Handlers{Env: w, Service: &access.Service{Writer: a.writer, Types: a.types.access},
+		Lookup: auth.IDByUsername, Describe: tickets.Describe, Invite: people.Service.InviteToProject}
+	routes(e, w, people, tix, inbox, projects, mon, secure)
 	return e
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -129,6 +130,9 @@ type Service struct {
 	// Override is the registration mode serve --registration set for this
 	// process, or "" for the one the log holds.
 	Override RegistrationMode
+	// Projects are the project event types, for the role an invitation
+	// into a project grants (internal/access).
+	Projects access.Types
 }
 
 // SignUp registers a user: the event goes to the log, the password hash to
@@ -222,6 +226,13 @@ func (s *Service) signUp(ctx context.Context, r Registration, commandID, id, fp 
 				}
 				changes = append(changes, events.Change{AggregateType: InvitationAggregate, AggregateID: inv.ID, Expect: iv,
 					Events: []events.Pending{s.Types.InvitationUsed.New(InvitationUsed{Invitation: inv.ID, Person: id})}})
+			}
+			if inv.Project != "" {
+				c, err := projectGrant(ctx, tx, s.Projects, inv, id)
+				if err != nil {
+					return nil, err
+				}
+				changes = append(changes, c)
 			}
 			return changes, nil
 		},

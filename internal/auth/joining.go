@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -54,9 +55,12 @@ type RegistrationModeSet struct {
 // InvitationCreated is the payload of invitation_created: never the secret.
 type InvitationCreated struct {
 	Invitation string `json:"invitation"`
-	Role       string `json:"role"` // member or admin
-	Note       string `json:"note,omitempty"`
-	ExpiresAt  string `json:"expires_at"`
+	Role       string `json:"role"` // member or admin; with a project, the role in it
+	// Project, when set, is the project the person joins with Role
+	// (internal/access); invitations from before projects have none.
+	Project   string `json:"project,omitempty"`
+	Note      string `json:"note,omitempty"`
+	ExpiresAt string `json:"expires_at"`
 }
 
 // InvitationUsed is the payload of invitation_used.
@@ -120,8 +124,8 @@ func registerJoining(reg *events.Registry, t *Types) {
 
 	i := reg.NewProjection("invitations", "invitations")
 	events.On(reg, i, t.InvitationCreated, func(ctx context.Context, q events.Querier, e *events.Event, d InvitationCreated) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO invitations (id, role, note, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			d.Invitation, d.Role, d.Note, e.Actor, e.OccurredAt, d.ExpiresAt)
+		_, err := q.ExecContext(ctx, `INSERT INTO invitations (id, role, note, created_by, created_at, expires_at, project) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			d.Invitation, d.Role, d.Note, e.Actor, e.OccurredAt, d.ExpiresAt, d.Project)
 		return err
 	})
 	events.On(reg, i, t.InvitationUsed, func(ctx context.Context, q events.Querier, e *events.Event, d InvitationUsed) error {
@@ -238,19 +242,9 @@ func admitted(ctx context.Context, q events.Querier, override RegistrationMode) 
 }
 
 // requireAdmin refuses anyone who is not an admin (system, the operator,
-// always passes).
+// always passes): the table's site_admin action (internal/access).
 func requireAdmin(ctx context.Context, q events.Querier, actor string) error {
-	if actor == System {
-		return nil
-	}
-	ok, err := IsAdmin(ctx, q, actor)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errs.E(errs.Forbidden, "only a site admin may do this")
-	}
-	return nil
+	return access.Can(ctx, q, actor, access.SiteAdmin, "")
 }
 
 // SetMode sets the site's registration mode (registration_mode_set), by
@@ -357,6 +351,7 @@ const InviteTokenBytes = 32
 // Invite is what the invitation form sends.
 type Invite struct {
 	Role      string
+	Project   string // a project's slug: Role is then a role in it
 	Note      string
 	ExpiresIn int // hours, 1 to 168
 }
@@ -373,7 +368,11 @@ type NewInvitation struct {
 // the same transaction; the secret itself only to the caller.
 func (s *Service) CreateInvitation(ctx context.Context, actor string, in Invite, commandID string) (NewInvitation, error) {
 	fields := map[string]string{}
-	if in.Role != "member" && in.Role != RoleAdmin {
+	if in.Project != "" {
+		if _, err := access.ParseRole(in.Role); err != nil {
+			fields["role"] = errs.Fields(err)["role"]
+		}
+	} else if in.Role != "member" && in.Role != RoleAdmin {
 		fields["role"] = "Choose member or admin."
 	}
 	if in.ExpiresIn < 1 || in.ExpiresIn > 168 {
@@ -393,14 +392,19 @@ func (s *Service) CreateInvitation(ctx context.Context, actor string, in Invite,
 	inv := NewInvitation{ID: events.NewID()[:16], Token: base64.RawURLEncoding.EncodeToString(b)}
 	res, err := s.Writer.Do(ctx, events.Command{
 		ID: commandID, Actor: actor,
-		Fingerprint: events.Fingerprint("create_invitation", in.Role, in.Note, fmt.Sprint(in.ExpiresIn)),
+		Fingerprint: events.Fingerprint("create_invitation", in.Role, in.Note, fmt.Sprint(in.ExpiresIn), in.Project),
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-			if err := requireAdmin(ctx, tx.Q(), actor); err != nil {
+			if in.Project != "" {
+				// Owners invite into their project; admins anywhere.
+				if err := access.Can(ctx, tx.Q(), actor, access.Invite, in.Project); err != nil {
+					return nil, err
+				}
+			} else if err := requireAdmin(ctx, tx.Q(), actor); err != nil {
 				return nil, err
 			}
 			exp := tx.Now().Add(time.Duration(in.ExpiresIn) * time.Hour).UTC().Format(time.RFC3339Nano)
 			return []events.Change{{AggregateType: InvitationAggregate, AggregateID: inv.ID, Expect: 0,
-				Events: []events.Pending{s.Types.InvitationCreated.New(InvitationCreated{Invitation: inv.ID, Role: in.Role, Note: in.Note, ExpiresAt: exp})}}}, nil
+				Events: []events.Pending{s.Types.InvitationCreated.New(InvitationCreated{Invitation: inv.ID, Role: in.Role, Project: in.Project, Note: in.Note, ExpiresAt: exp})}}}, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
 			_, err := q.ExecContext(ctx, `INSERT INTO invitation_secrets (token_hash, invitation_id) VALUES (?, ?)`, tokenHash(inv.Token), inv.ID)
@@ -452,6 +456,7 @@ var errBadInvitation = errs.E(errs.NotFound, "This invitation link is not valid:
 // Invitation is one invitation as the projection has it.
 type Invitation struct {
 	ID, Role, Note, CreatedBy, CreatedAt, ExpiresAt, State, ClosedBy, ClosedAt string
+	Project                                                                    string // "" for the site
 }
 
 // Expired says whether a pending invitation is past its time.
@@ -467,8 +472,8 @@ func findInvitation(ctx context.Context, q events.Querier, token string, now tim
 	if token == "" || len(token) > 100 {
 		return inv, errBadInvitation
 	}
-	err := q.QueryRowContext(ctx, `SELECT i.id, i.role, i.expires_at, i.state FROM invitation_secrets s
-		JOIN invitations i ON i.id = s.invitation_id WHERE s.token_hash = ?`, tokenHash(token)).Scan(&inv.ID, &inv.Role, &inv.ExpiresAt, &inv.State)
+	err := q.QueryRowContext(ctx, `SELECT i.id, i.role, i.expires_at, i.state, i.project FROM invitation_secrets s
+		JOIN invitations i ON i.id = s.invitation_id WHERE s.token_hash = ?`, tokenHash(token)).Scan(&inv.ID, &inv.Role, &inv.ExpiresAt, &inv.State, &inv.Project)
 	if errors.Is(err, sql.ErrNoRows) {
 		return inv, errBadInvitation
 	}
@@ -489,7 +494,7 @@ func (s *Service) CheckInvitation(ctx context.Context, token string) (Invitation
 
 // Invitations lists every invitation, newest first.
 func Invitations(ctx context.Context, q events.Querier) ([]Invitation, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, role, note, created_by, created_at, expires_at, state, closed_by, closed_at
+	rows, err := q.QueryContext(ctx, `SELECT id, role, note, created_by, created_at, expires_at, state, closed_by, closed_at, project
 		FROM invitations ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list invitations: %w", err)
@@ -498,10 +503,37 @@ func Invitations(ctx context.Context, q events.Querier) ([]Invitation, error) {
 	var out []Invitation
 	for rows.Next() {
 		var i Invitation
-		if err := rows.Scan(&i.ID, &i.Role, &i.Note, &i.CreatedBy, &i.CreatedAt, &i.ExpiresAt, &i.State, &i.ClosedBy, &i.ClosedAt); err != nil {
+		if err := rows.Scan(&i.ID, &i.Role, &i.Note, &i.CreatedBy, &i.CreatedAt, &i.ExpiresAt, &i.State, &i.ClosedBy, &i.ClosedAt, &i.Project); err != nil {
 			return nil, err
 		}
 		out = append(out, i)
 	}
 	return out, rows.Err()
+}
+
+// projectGrant is the change that gives person the role an invitation into
+// a project names, granted by whoever made the invitation.
+func projectGrant(ctx context.Context, tx *events.Tx, t access.Types, inv Invitation, person string) (events.Change, error) {
+	role, err := access.ParseRole(inv.Role)
+	if err != nil {
+		return events.Change{}, err
+	}
+	var by string
+	if err := tx.Q().QueryRowContext(ctx, `SELECT created_by FROM invitations WHERE id = ?`, inv.ID).Scan(&by); err != nil {
+		return events.Change{}, fmt.Errorf("read invitation: %w", err)
+	}
+	v, _, err := tx.Last(ctx, access.Aggregate, inv.Project)
+	if err != nil {
+		return events.Change{}, err
+	}
+	return events.Change{AggregateType: access.Aggregate, AggregateID: inv.Project, Expect: v,
+		Events: []events.Pending{t.GrantEvent(inv.Project, person, role, by)}}, nil
+}
+
+// InviteToProject makes an invitation into project with role (owners of
+// the project and admins) and returns its secret, "" when the same command
+// was sent again (the secret is not known any more).
+func (s *Service) InviteToProject(ctx context.Context, actor, project, role, note string, hours int, commandID string) (string, error) {
+	inv, err := s.CreateInvitation(ctx, actor, Invite{Role: role, Project: project, Note: note, ExpiresIn: hours}, commandID)
+	return inv.Token, err
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -68,6 +69,9 @@ func (s *Service) Watch(ctx context.Context, actor string, ticket int64, cmdID s
 		if err := ticketExists(ctx, tx, ticket); err != nil {
 			return nil, err
 		}
+		if err := access.CanTicket(ctx, tx.Q(), actor, access.Watch, ticket); err != nil {
+			return nil, err
+		}
 		if w, err := watching(ctx, tx.Q(), ticket, actor); err != nil || w {
 			return nil, err
 		}
@@ -79,6 +83,9 @@ func (s *Service) Watch(ctx context.Context, actor string, ticket int64, cmdID s
 func (s *Service) Unwatch(ctx context.Context, actor string, ticket int64, cmdID string) error {
 	return s.do(ctx, actor, cmdID, events.Fingerprint("unwatch", strconv.FormatInt(ticket, 10)), func(tx *events.Tx) ([]events.Pending, error) {
 		if err := ticketExists(ctx, tx, ticket); err != nil {
+			return nil, err
+		}
+		if err := access.CanTicket(ctx, tx.Q(), actor, access.Watch, ticket); err != nil {
 			return nil, err
 		}
 		if w, err := watching(ctx, tx.Q(), ticket, actor); err != nil || !w {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/errs"
 	"braid/internal/events"
@@ -75,8 +76,23 @@ func (h *Handlers) List(c echo.Context) error {
 			return err
 		}
 	}
+	project := c.QueryParam("project")
+	if c.Param("slug") != "" { // /p/{slug}: the project's page
+		project = c.Param("slug")
+		if err := access.Can(ctx, h.Env.DB.Read, actor(c), access.Read, project); err != nil {
+			return err
+		}
+	} else if project != "" {
+		if err := access.ValidSlug(project); err != nil {
+			return errs.Field("project", "project is a project's short name; got %q", project)
+		}
+	}
+	visible, all, err := access.Visible(ctx, h.Env.DB.Read, actor(c))
+	if err != nil {
+		return err
+	}
 	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
-		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Page: page})
+		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible})
 	if err != nil {
 		return err
 	}
@@ -97,7 +113,15 @@ func (h *Handlers) List(c echo.Context) error {
 		return c.JSON(http.StatusOK, l)
 	}
 	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
-		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx)}
+		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx), Project: project}
+	title := "Tickets"
+	if c.Param("slug") != "" {
+		p, err := access.Get(ctx, h.Env.DB.Read, project)
+		if err != nil {
+			return err
+		}
+		v.ProjectName, title = p.Name, p.Name
+	}
 	var ids []string
 	for _, r := range l.Tickets {
 		ids = append(ids, r.Assignee, r.Author)
@@ -110,7 +134,7 @@ func (h *Handlers) List(c echo.Context) error {
 		v.Rows = append(v.Rows, templates.TicketRow{ID: r.ID, Title: r.Title, Status: r.Status, Assignee: who(r.Assignee),
 			Author: who(r.Author), Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
 	}
-	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, "Tickets", "tickets"), v))
+	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, title, "tickets"), v))
 }
 
 // pageParam reads ?page=: empty or below 1 is the first page, a number too
@@ -133,21 +157,50 @@ func pageParam(s string) (int, error) {
 	return max(p, 1), nil
 }
 
-// New draws the new-ticket form.
-func (h *Handlers) New(c echo.Context) error {
-	if web.WantsJSON(c) {
-		return web.FormJSON(c, "/tickets", web.Form(c))
+// openable lists the projects where the person may open tickets, for the
+// new-ticket form's select.
+func (h *Handlers) openable(c echo.Context) ([]templates.ProjectOption, error) {
+	ps, err := access.Allowed(c.Request().Context(), h.Env.DB.Read, actor(c), access.Open)
+	if err != nil {
+		return nil, err
 	}
-	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.Form(c)))
+	out := make([]templates.ProjectOption, len(ps))
+	for i, p := range ps {
+		out[i] = templates.ProjectOption{Slug: p.Slug, Name: p.Name}
+	}
+	return out, nil
 }
 
-// Create opens a ticket.
+// New draws the new-ticket form (?project= preselects a project).
+func (h *Handlers) New(c echo.Context) error {
+	f := web.Form(c, "project")
+	if web.WantsJSON(c) {
+		return web.FormJSON(c, "/tickets", f)
+	}
+	ps, err := h.openable(c)
+	if err != nil {
+		return err
+	}
+	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), f, ps))
+}
+
+// Create opens a ticket in the project the form names (the default one
+// when it names none).
 func (h *Handlers) Create(c echo.Context) error {
-	f := web.Form(c, "title", "body", "labels")
-	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
+	f := web.Form(c, "title", "body", "labels", "project")
+	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels")), Project: f.V("project")}
+	if d.Project != "" {
+		if err := access.ValidSlug(d.Project); err != nil {
+			return errs.E(errs.NotFound, "There is no project %q, or you may not see it.", d.Project)
+		}
+	}
 	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
 	if code := errs.Code(err); code == errs.Invalid || code == errs.Conflict {
-		return web.Render(c, web.Status(code), templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.WithError(f, err)))
+		ps, perr := h.openable(c)
+		if perr != nil {
+			return perr
+		}
+		return web.Render(c, web.Status(code), templates.NewTicket(h.Env.Page(c, "New ticket", "new"), web.WithError(f, err), ps))
 	}
 	if err != nil {
 		return err
@@ -583,4 +636,24 @@ func (h *Handlers) History(c echo.Context) error {
 		v.Title = last.Title
 	}
 	return web.Render(c, http.StatusOK, templates.History(h.Env.Page(c, "History of #"+c.Param("id"), "tickets"), v))
+}
+
+// CanRead guards every page under /tickets/{id}: a ticket in a project
+// the person may not see is answered 404, like one that does not exist.
+// Commands pass through: each checks what it needs inside the writer and
+// answers 403.
+func (h *Handlers) CanRead(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
+			return next(c) // a command: refused (403) or not by the command itself
+		}
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		if err := access.CanTicket(c.Request().Context(), h.Env.DB.Read, actor(c), access.Read, id); err != nil {
+			return err
+		}
+		return next(c)
+	}
 }

@@ -24,8 +24,8 @@ func Register(reg *events.Registry) Types {
 	// tickets and their labels.
 	p := reg.NewProjection("tickets", "tickets", "ticket_labels", "ticket_counts")
 	events.On(reg, p, t.Opened, func(ctx context.Context, q events.Querier, e *events.Event, d Opened) error {
-		if _, err := q.ExecContext(ctx, `INSERT INTO tickets (id, title, body, status, assignee, author, version, comment_count, opened_at, updated_at)
-			VALUES (?, ?, ?, 'open', '', ?, ?, 0, ?, ?)`, e.AggregateID, d.Title, d.Body, e.Actor, e.Version, e.OccurredAt, e.OccurredAt); err != nil {
+		if _, err := q.ExecContext(ctx, `INSERT INTO tickets (id, title, body, status, assignee, author, version, comment_count, opened_at, updated_at, project)
+			VALUES (?, ?, ?, 'open', '', ?, ?, 0, ?, ?, ?)`, e.AggregateID, d.Title, d.Body, e.Actor, e.Version, e.OccurredAt, e.OccurredAt, projectOf(d)); err != nil {
 			return err
 		}
 		if err := count(ctx, q, "open", 1); err != nil {

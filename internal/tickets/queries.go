@@ -20,7 +20,12 @@ type Filter struct {
 	Assignee string `json:"assignee"`
 	Label    string `json:"label"`
 	Q        string `json:"q"`
+	Project  string `json:"project"` // a project's slug; empty for every project
 	Page     int    `json:"page"`
+	// Restricted limits the list to the projects in Visible (those the
+	// reader may see); a site admin's list is not restricted.
+	Restricted bool     `json:"-"`
+	Visible    []string `json:"-"`
 }
 
 // PerPage is the list's page size.
@@ -118,6 +123,20 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		return List{}, err
 	}
 	where, args := []string{"1=1"}, []any{}
+	if f.Project != "" {
+		where, args = append(where, "t.project = ?"), append(args, f.Project)
+	}
+	if f.Restricted {
+		// The projects the reader may see, as bound parameters.
+		in := strings.TrimSuffix(strings.Repeat("?,", len(f.Visible)), ",")
+		if in == "" {
+			in = "NULL"
+		}
+		where = append(where, "t.project IN ("+in+")")
+		for _, p := range f.Visible {
+			args = append(args, p)
+		}
+	}
 	if f.Assignee != "" {
 		where, args = append(where, "t.assignee = ?"), append(args, f.Assignee)
 	}
@@ -131,7 +150,7 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	// With no filter but status, the counts come from the table the
 	// projection keeps; otherwise they are counted over the matches.
 	countSQL := `SELECT t.status, COUNT(*) FROM tickets t WHERE ` + strings.Join(where, " AND ") + ` GROUP BY t.status`
-	if len(args) == 0 {
+	if len(where) == 1 {
 		countSQL = `SELECT status, n FROM ticket_counts`
 	}
 	rows, err := q.QueryContext(ctx, countSQL, args...)
@@ -201,10 +220,10 @@ func splitLabels(s string) []string {
 func Get(ctx context.Context, q events.Querier, id int64) (Ticket, error) {
 	t := Ticket{ID: id, Comments: []Comment{}}
 	var labels string
-	err := q.QueryRowContext(ctx, `SELECT title, body, status, assignee, author, version, opened_at, updated_at,
+	err := q.QueryRowContext(ctx, `SELECT title, body, status, assignee, author, version, opened_at, updated_at, project,
 		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = tickets.id ORDER BY rowid)), '')
 		FROM tickets WHERE id = ?`, id).
-		Scan(&t.Title, &t.Body, &t.Status, &t.Assignee, &t.Author, &t.Version, &t.OpenedAt, &t.UpdatedAt, &labels)
+		Scan(&t.Title, &t.Body, &t.Status, &t.Assignee, &t.Author, &t.Version, &t.OpenedAt, &t.UpdatedAt, &t.Project, &labels)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errs.E(errs.NotFound, "There is no ticket #%d.", id)
 	}

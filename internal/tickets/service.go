@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -92,13 +93,22 @@ func draftParts(d Draft, more ...string) []string {
 	return append(append(more, d.Title, d.Body), d.Labels...)
 }
 
-// on runs a command against ticket id: decide gets the current state.
-func (s *Service) on(ctx context.Context, actor, cmdID, fp string, id int64, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
+// on runs a command against ticket id: decide gets the current state. The
+// actor must hold what action needs in the ticket's project (access.Table);
+// action is given the ticket, as editing one's own ticket needs less than
+// editing anyone's.
+func (s *Service) on(ctx context.Context, actor, cmdID, fp string, id int64, action func(t Ticket) access.Action, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
 	sid := strconv.FormatInt(id, 10)
 	var t Ticket
 	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 		var err error
 		if t, err = s.load(ctx, tx, sid); err != nil {
+			return nil, err
+		}
+		if err := access.Can(ctx, tx.Q(), actor, action(t), t.Project); err != nil {
+			if errs.Code(err) == errs.NotFound {
+				return nil, errs.E(errs.NotFound, "There is no ticket #%s.", sid)
+			}
 			return nil, err
 		}
 		evs, err := decide(t, tx)
@@ -123,7 +133,17 @@ func (s *Service) on(ctx context.Context, actor, cmdID, fp string, id int64, dec
 // Open opens a ticket and returns its number.
 func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string) (int64, error) {
 	fp := events.Fingerprint("open", draftParts(d)...)
+	project := d.Project
+	if project == "" {
+		project = access.Default
+	}
+	if project != access.Default { // the same fingerprint as before projects in the default one
+		fp = events.Fingerprint("open_in", draftParts(d, project)...)
+	}
 	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+		if err := access.Can(ctx, tx.Q(), actor, access.Open, project); err != nil {
+			return nil, err
+		}
 		evs, err := s.Types.Open(d)
 		if err != nil {
 			return nil, err
@@ -144,7 +164,7 @@ func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string)
 // Edit changes a ticket's title, body and labels if it is still at version.
 func (s *Service) Edit(ctx context.Context, actor string, id int64, d Draft, version int64, cmdID string) error {
 	fp := fingerprint("edit", id, draftParts(d, strconv.FormatInt(version, 10))...)
-	_, err := s.on(ctx, actor, cmdID, fp, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+	_, err := s.on(ctx, actor, cmdID, fp, id, editAction(actor), func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
 		return s.Types.Edit(t, d, version)
 	})
 	return err
@@ -155,7 +175,7 @@ func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, 
 	if err := input.Line("assignee", "The assignee", assignee, MaxAssignee); err != nil {
 		return err
 	}
-	_, err := s.on(ctx, actor, cmdID, fingerprint("assign", id, assignee), id, func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
+	_, err := s.on(ctx, actor, cmdID, fingerprint("assign", id, assignee), id, always(access.Assign), func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
 		if assignee != "" {
 			var one int
 			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, assignee).Scan(&one); err != nil {
@@ -163,6 +183,11 @@ func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, 
 			}
 			if one == 0 {
 				return nil, errs.Field("assignee", "There is no user called %q.", assignee)
+			}
+			if r, err := access.RoleIn(ctx, tx.Q(), assignee, t.Project); err != nil {
+				return nil, err
+			} else if r < access.Viewer {
+				return nil, errs.Field("assignee", "%s has no role in this ticket's project.", assignee)
 			}
 		}
 		return s.Types.Assign(t, assignee)
@@ -172,19 +197,19 @@ func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, 
 
 // Close closes the ticket.
 func (s *Service) Close(ctx context.Context, actor string, id int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, fingerprint("close", id), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Close(t) })
+	_, err := s.on(ctx, actor, cmdID, fingerprint("close", id), id, always(access.Close), func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Close(t) })
 	return err
 }
 
 // Reopen reopens the ticket.
 func (s *Service) Reopen(ctx context.Context, actor string, id int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, fingerprint("reopen", id), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Reopen(t) })
+	_, err := s.on(ctx, actor, cmdID, fingerprint("reopen", id), id, always(access.Reopen), func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.Reopen(t) })
 	return err
 }
 
 // Comment adds a comment and returns its number within the ticket.
 func (s *Service) Comment(ctx context.Context, actor string, id int64, body, cmdID string) (int64, error) {
-	res, err := s.on(ctx, actor, cmdID, fingerprint("comment", id, body), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.AddComment(t, body) })
+	res, err := s.on(ctx, actor, cmdID, fingerprint("comment", id, body), id, always(access.Comment), func(t Ticket, _ *events.Tx) ([]events.Pending, error) { return s.Types.AddComment(t, body) })
 	if err != nil || len(res.Events) == 0 {
 		return 0, err
 	}
@@ -195,7 +220,7 @@ func (s *Service) Comment(ctx context.Context, actor string, id int64, body, cmd
 // EditComment changes a comment; only its author may.
 func (s *Service) EditComment(ctx context.Context, actor string, id, cid int64, body, cmdID string) error {
 	fp := fingerprint("edit_comment", id, strconv.FormatInt(cid, 10), body)
-	_, err := s.on(ctx, actor, cmdID, fp, id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+	_, err := s.on(ctx, actor, cmdID, fp, id, always(access.EditOwnComment), func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
 		return s.Types.EditComment(t, actor, cid, body)
 	})
 	return err
@@ -203,8 +228,22 @@ func (s *Service) EditComment(ctx context.Context, actor string, id, cid int64, 
 
 // DeleteComment deletes a comment; only its author may.
 func (s *Service) DeleteComment(ctx context.Context, actor string, id, cid int64, cmdID string) error {
-	_, err := s.on(ctx, actor, cmdID, fingerprint("delete_comment", id, strconv.FormatInt(cid, 10)), id, func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+	_, err := s.on(ctx, actor, cmdID, fingerprint("delete_comment", id, strconv.FormatInt(cid, 10)), id, always(access.EditOwnComment), func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
 		return s.Types.DeleteComment(t, actor, cid)
 	})
 	return err
+}
+
+func always(a access.Action) func(Ticket) access.Action {
+	return func(Ticket) access.Action { return a }
+}
+
+// editAction is what editing needs: less for the ticket's author.
+func editAction(actor string) func(Ticket) access.Action {
+	return func(t Ticket) access.Action {
+		if t.Author == actor {
+			return access.EditOwnTicket
+		}
+		return access.Edit
+	}
 }

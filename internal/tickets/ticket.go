@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -20,6 +21,9 @@ type (
 		Title  string   `json:"title"`
 		Body   string   `json:"body"`
 		Labels []string `json:"labels"`
+		// Project is the project's slug; events from before projects have
+		// none and belong to the default project (access.Default).
+		Project string `json:"project,omitempty"`
 	}
 	Edited struct {
 		Title  string   `json:"title"`
@@ -88,6 +92,7 @@ type Comment struct {
 // Ticket is the state of one ticket: a fold of its own events.
 type Ticket struct {
 	ID          int64     `json:"id"`
+	Project     string    `json:"project"`
 	Title       string    `json:"title"`
 	Body        string    `json:"body"`
 	Labels      []string  `json:"labels"`
@@ -112,6 +117,7 @@ func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
 		d, _ := t.Opened.Decode(r, e)
 		fmt.Sscan(e.AggregateID, &s.ID)
 		s.Title, s.Body, s.Labels, s.Status, s.Author, s.OpenedAt = d.Title, d.Body, d.Labels, "open", e.Actor, e.OccurredAt
+		s.Project = projectOf(d)
 	case t.Edited.Name:
 		d, _ := t.Edited.Decode(r, e)
 		s.Title, s.Body, s.Labels = d.Title, d.Body, d.Labels
@@ -177,6 +183,17 @@ type Draft struct {
 	Title  string
 	Body   string
 	Labels []string
+	// Project is the slug of the project a new ticket opens in; empty is
+	// the default project. Edits ignore it.
+	Project string
+}
+
+// projectOf is the project a ticket_opened names, the default one if none.
+func projectOf(d Opened) string {
+	if d.Project == "" {
+		return access.Default
+	}
+	return d.Project
 }
 
 // ParseLabels splits a comma-separated list, trimming, lowercasing and
@@ -246,7 +263,11 @@ func (t Types) Open(d Draft) ([]events.Pending, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	return []events.Pending{t.Opened.New(Opened{Title: d.Title, Body: d.Body, Labels: d.Labels})}, nil
+	p := d.Project
+	if p == access.Default {
+		p = "" // as before projects: the default project is the one named by none
+	}
+	return []events.Pending{t.Opened.New(Opened{Title: d.Title, Body: d.Body, Labels: d.Labels, Project: p})}, nil
 }
 
 // Edit changes title, body and labels, if the ticket is still at version.

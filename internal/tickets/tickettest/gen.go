@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/errs"
 	"braid/internal/notify"
@@ -38,6 +39,10 @@ type Config struct {
 	// Notify, when set, mixes in watching, unwatching, @mentions, marking
 	// read and setting a digest address (internal/notify).
 	Notify *notify.Service
+	// Projects, when set, mixes in projects (internal/access): creating
+	// them, granting and revoking roles, tickets opened in them, and
+	// commands refused to people without the role they need.
+	Projects *access.Service
 }
 
 // gen is one run's state: the services, the random source and what the
@@ -48,6 +53,8 @@ type gen struct {
 	tix     *tickets.Service
 	people  *auth.Service
 	inbox   *notify.Service
+	access  *access.Service
+	slugs   []string          // projects the run created
 	users   []string          // person ids
 	names   map[string]string // id -> current username
 	prefix  string
@@ -76,7 +83,7 @@ func Run(ctx context.Context, rng *rand.Rand, tix *tickets.Service, people *auth
 	if cfg.Invalid == 0 {
 		cfg.Invalid = 0.05
 	}
-	g := &gen{ctx: ctx, rng: rng, tix: tix, people: people, inbox: cfg.Notify, sum: Summary{ByKind: map[string]int{}},
+	g := &gen{ctx: ctx, rng: rng, tix: tix, people: people, inbox: cfg.Notify, access: cfg.Projects, sum: Summary{ByKind: map[string]int{}},
 		names: map[string]string{}}
 	start := g.head()
 	var before int64
@@ -201,11 +208,28 @@ func (g *gen) step() error {
 	if g.tickets == 0 || g.rng.IntN(100) < 8 {
 		return g.open()
 	}
+	if g.access != nil && g.rng.IntN(100) < 8 {
+		return g.projectStep()
+	}
 	t, err := g.pick()
 	if err != nil {
 		return err
 	}
 	ctx, actor := g.ctx, g.user()
+	if t.Project != access.Default {
+		// Commands on a project's tickets come from its members and up;
+		// someone below gets a forbidden answer and appends nothing.
+		in := g.holding(t.Project, access.Member)
+		if !slices.Contains(in, actor) {
+			if r, err := access.RoleIn(ctx, g.people.DB.Read, actor, t.Project); err == nil && r < access.Reporter && g.rng.IntN(4) == 0 {
+				return g.refused("comment_without_role", errs.Forbidden, func() error {
+					_, err := g.tix.Comment(ctx, actor, t.ID, g.comment(), g.id())
+					return err
+				})
+			}
+			actor = in[g.rng.IntN(len(in))]
+		}
+	}
 	mine := func() []tickets.Comment {
 		var out []tickets.Comment
 		for _, c := range t.Comments {
@@ -218,7 +242,7 @@ func (g *gen) step() error {
 	if g.inbox != nil && g.rng.IntN(100) < 15 {
 		return g.notifyStep(t, actor)
 	}
-	if g.rng.IntN(100) < 2 {
+	if g.rng.IntN(100) < 2 && actor != access.System {
 		return g.rename(actor)
 	}
 	switch r := g.rng.IntN(100); {
@@ -234,6 +258,12 @@ func (g *gen) step() error {
 		return g.valid("edit", want, func() error { return g.tix.Edit(ctx, actor, t.ID, d, t.Version, g.id()) })
 	case r < 22:
 		to := g.user()
+		if in := g.holding(t.Project, access.Viewer); !slices.Contains(in, to) {
+			to = in[g.rng.IntN(len(in))]
+			if to == access.System { // nobody may be assigned: a comment instead
+				break
+			}
+		}
 		if to == t.Assignee {
 			if t.Assignee == "" {
 				break
@@ -311,6 +341,9 @@ func (g *gen) invalid() error {
 		return err
 	}
 	ctx, actor := g.ctx, g.user()
+	if in := g.holding(t.Project, access.Member); !slices.Contains(in, actor) {
+		actor = in[g.rng.IntN(len(in))] // refused for what the command is, not for a missing role
+	}
 	switch g.rng.IntN(10) {
 	case 0:
 		if t.Version > 1 {
@@ -505,4 +538,84 @@ func (g *gen) notifyStep(t tickets.Ticket, actor string) error {
 		email := []string{"", actor + "@example.org", actor + ".other@example.org"}[g.rng.IntN(3)]
 		return g.valid("email", map[bool]int64{false: 1, true: 0}[cur == email], func() error { return g.inbox.SetEmail(ctx, actor, email, g.id()) })
 	}
+}
+
+// holding lists the run's users (and, when none of them, the operator)
+// whose role in project is at least min.
+func (g *gen) holding(project string, min access.Role) []string {
+	var out []string
+	for _, u := range g.users {
+		if r, err := access.RoleIn(g.ctx, g.people.DB.Read, u, project); err == nil && r >= min {
+			out = append(out, u)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{access.System}
+	}
+	return out
+}
+
+// admin is who runs the site's commands: a site admin among the run's
+// users, or the operator.
+func (g *gen) admin() string {
+	for _, u := range g.users {
+		if ok, err := auth.IsAdmin(g.ctx, g.people.DB.Read, u); err == nil && ok {
+			return u
+		}
+	}
+	return access.System
+}
+
+// projectStep creates a project, grants or revokes a role, or opens a
+// ticket in a project, each valid for the state it reads.
+func (g *gen) projectStep() error {
+	ctx := g.ctx
+	if len(g.slugs) == 0 || (len(g.slugs) < 4 && g.rng.IntN(10) == 0) {
+		slug := fmt.Sprintf("p%d-%x", len(g.slugs), g.rng.Uint32())
+		if err := g.valid("create_project", 1, func() error {
+			return g.access.Create(ctx, g.admin(), slug, g.line(access.MaxName), g.id())
+		}); err != nil {
+			return err
+		}
+		g.slugs = append(g.slugs, slug)
+		return nil
+	}
+	slug := g.slugs[g.rng.IntN(len(g.slugs))]
+	held, err := access.Holders(ctx, g.people.DB.Read, slug)
+	if err != nil {
+		return err
+	}
+	owners := g.holding(slug, access.Owner)
+	by := owners[g.rng.IntN(len(owners))]
+	switch r := g.rng.IntN(10); {
+	case r < 4:
+		person := g.user()
+		role := access.ProjectRoles[g.rng.IntN(len(access.ProjectRoles))]
+		for _, h := range held {
+			if h.Person == person && h.Role == role.String() {
+				return g.refused("grant_again", errs.Invalid, func() error { return g.access.Grant(ctx, by, slug, person, role.String(), g.id()) })
+			}
+		}
+		return g.valid("grant_role", 1, func() error { return g.access.Grant(ctx, by, slug, person, role.String(), g.id()) })
+	case r < 6 && len(held) > 0:
+		h := held[g.rng.IntN(len(held))]
+		return g.valid("revoke_role", 1, func() error { return g.access.Revoke(ctx, by, slug, h.Person, g.id()) })
+	case r < 7:
+		p, err := access.Get(ctx, g.people.DB.Read, slug)
+		if err != nil {
+			return err
+		}
+		return g.valid("set_everyone", 1, func() error { return g.access.SetEveryone(ctx, by, slug, !p.EveryoneMember, g.id()) })
+	}
+	reporters := g.holding(slug, access.Reporter)
+	actor := reporters[g.rng.IntN(len(reporters))]
+	d := g.draft()
+	d.Project = slug
+	return g.valid("open_in_project", 1, func() error {
+		id, err := g.tix.Open(ctx, actor, d, g.id())
+		if err == nil {
+			g.tickets = id
+		}
+		return err
+	})
 }
