@@ -79,7 +79,10 @@ func TestMarkdownXSSInBrowser(t *testing.T) {
 	p.register("carol")
 	installTrap(t, p.ctx)
 	p.visit(tpath)
-	p.waitFor("the comments", fmt.Sprintf(`document.querySelectorAll("article.comment").length === %d`, len(cases)))
+	p.waitFor("the ticket", `document.readyState === "complete" && !!document.querySelector(".markdown")`)
+	if n := eval[int](p, `document.querySelectorAll("article.comment").length`); n != len(cases) {
+		t.Errorf("%d comments on the page, want %d: the rendered text broke the page's structure", n, len(cases))
+	}
 	// Poke everything rendered, as a person's mouse and keyboard would.
 	eval[bool](p, `for (const e of document.querySelectorAll(".markdown *")) {
   for (const ev of ["mouseover", "mouseenter", "focus", "click", "toggle", "load", "error"]) {
