@@ -186,7 +186,7 @@ func TestHTTPContract(t *testing.T) {
 	var dup url.Values
 	cases := []tcase{
 		{"title escaped", func() answer { return ada.get(ticket) }, 200, "&lt;script&gt;alert(", 0},
-		{"line breaks kept", func() answer { return ada.get(ticket) }, 200, "steps:\n1. open", 0},
+		{"line breaks kept (as Markdown: a numbered list)", func() answer { return ada.get(ticket) }, 200, "steps:</p>\n<ol>\n<li>open</li>", 0},
 		{"invalid title 422, input kept", func() answer {
 			return ada.post("/tickets", ada.form("/tickets/new", "", url.Values{"title": {""}, "body": {"keep me"}}))
 		}, 422, "keep me", 0},

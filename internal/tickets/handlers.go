@@ -188,6 +188,9 @@ func (h *Handlers) New(c echo.Context) error {
 // when it names none).
 func (h *Handlers) Create(c echo.Context) error {
 	f := web.Form(c, "title", "body", "labels", "project")
+	if wantsPreview(c) {
+		return h.previewNew(c, f)
+	}
 	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels")), Project: f.V("project")}
 	if d.Project != "" {
 		if err := access.ValidSlug(d.Project); err != nil {
@@ -234,6 +237,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: who(cm.Author), Body: cm.Body,
 			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me})
 	}
+	h.renderMarkdown(c.Request().Context(), &v)
 	return v, nil
 }
 
@@ -413,6 +417,9 @@ func (h *Handlers) Reopen(c echo.Context) error {
 // AddComment adds a comment.
 func (h *Handlers) AddComment(c echo.Context) error {
 	body := normalise(c.FormValue("body"))
+	if wantsPreview(c) {
+		return h.previewComment(c, body)
+	}
 	return h.command(c, func(id int64) error {
 		_, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
 		return err
