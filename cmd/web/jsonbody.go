@@ -57,8 +57,8 @@ func jsonBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		allowed, known := jsonFields[r.Method+" "+c.Path()]
-		if !known || !web.WantsJSON(c) {
-			return next(c)
+		if _, signedIn := web.CurrentUser(r.Context()); !known || !signedIn || !web.WantsJSON(c) {
+			return next(c) // someone signed out is refused (401) before the body is looked at
 		}
 		form := url.Values{}
 		if web.JSONBody(c) {

@@ -53,9 +53,8 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// sign-in and sign-out; from the form body or a header, never the query.
 	csrf := web.CSRFProtect(w.Sessions, secure)
 	// A personal access token (Authorization: Bearer) replaces the
-	// cookie's user and skips the CSRF check; then a JSON body becomes the
-	// form the handlers read (jsonbody.go).
-	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), web.SessionLoaded, people.LoadUser, people.Bearer, jsonBody)
+	// cookie's user and skips the CSRF check (docs/api.md).
+	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), web.SessionLoaded, people.LoadUser, people.Bearer)
 	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
 
 	// Public pages; every form still carries a CSRF token.
@@ -85,7 +84,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 
 	// Everything below needs a signed-in user: someone signed out is sent to
 	// /login (303) before anything else is looked at.
-	u := s.Group("", auth.RequireUser, csrf)
+	// A command's JSON body becomes the form its handler reads, once the
+	// person and the CSRF token (or a token) are checked (jsonbody.go).
+	u := s.Group("", auth.RequireUser, csrf, jsonBody)
 
 	// People: profiles, and one's own account.
 	u.GET("/people/:username", people.Profile)

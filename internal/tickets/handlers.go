@@ -463,8 +463,11 @@ func (h *Handlers) Update(c echo.Context) error {
 		if gerr != nil {
 			return gerr
 		}
+		if web.WantsJSON(c) && t.Version == version {
+			return err // not a stale version: the command id was used for another command
+		}
 		if web.WantsJSON(c) {
-			return err
+			return errs.E(errs.Conflict, "Ticket #%d has changed since version %d (it is at version %d now): read it again, then send your change with the new version.", id, version, t.Version)
 		}
 		cur, verr := h.view(c, t)
 		if verr != nil {
