@@ -162,6 +162,12 @@ func TestTokenScriptJSON(t *testing.T) {
 					t.Errorf("edit: %s", r.raw)
 				}
 			}},
+		{name: "unwatch (a form's answer, as JSON)", who: writer, method: "POST", path: "/tickets/1/unwatch", status: 200, appends: true,
+			check: func(t *testing.T, r reply) {
+				if r.json["ok"] != true || r.json["location"] != "/tickets/1" {
+					t.Errorf("unwatch: %s", r.raw)
+				}
+			}},
 		{name: "stale version", who: writer, method: "PATCH", path: "/tickets/1", body: `{"title":"again","body":"","labels":"","version":1}`, status: 409},
 		{name: "idempotent first", who: writer, method: "POST", path: "/tickets", body: `{"title":"Once"}`, hdr: []string{"Idempotency-Key", key},
 			status: 201, location: "/tickets/2", appends: true},

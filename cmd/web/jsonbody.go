@@ -87,7 +87,7 @@ func jsonBody(next echo.HandlerFunc) echo.HandlerFunc {
 		for k, v := range form {
 			r.Form[k] = append(r.Form[k], v...)
 		}
-		c.Response().Writer = &seeOtherJSON{ResponseWriter: c.Response().Writer}
+		c.Response().Writer = &seeOtherJSON{ResponseWriter: c.Response().Writer, res: c.Response()}
 		return next(c)
 	}
 }
@@ -189,6 +189,7 @@ func orNone(list []string) string {
 // and a JSON object naming where it pointed, for a script.
 type seeOtherJSON struct {
 	http.ResponseWriter
+	res *echo.Response // so the request log and the metrics see the status sent
 }
 
 func (w *seeOtherJSON) WriteHeader(code int) {
@@ -199,9 +200,11 @@ func (w *seeOtherJSON) WriteHeader(code int) {
 	loc := w.Header().Get(echo.HeaderLocation)
 	w.Header().Del(echo.HeaderLocation)
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSONCharsetUTF8)
+	w.res.Status = http.StatusOK
 	w.ResponseWriter.WriteHeader(http.StatusOK)
 	b, _ := json.Marshal(map[string]any{"ok": true, "location": loc})
-	w.ResponseWriter.Write(append(b, '\n'))
+	n, _ := w.ResponseWriter.Write(append(b, '\n'))
+	w.res.Size += int64(n)
 }
 
 func (w *seeOtherJSON) Unwrap() http.ResponseWriter { return w.ResponseWriter }
