@@ -92,13 +92,14 @@ func TestTokenScriptJSON(t *testing.T) {
 	b.register("alice")
 	writer := script{t, srv.URL, makeToken(t, b, "alice", "ci-bot", "read", "write")}
 	reader := script{t, srv.URL, makeToken(t, b, "alice", "dashboard", "read")}
+	admin := script{t, srv.URL, makeToken(t, b, "alice", "admin-bot", "admin")}
 	revoked := script{t, srv.URL, makeToken(t, b, "alice", "old", "read", "write")}
 	f := b.form("/people/alice", "", nil)
 	var revokeID string
-	if m := regexp.MustCompile(`action="/account/tokens/([^/"]+)/revoke"`).FindAllStringSubmatch(b.get("/people/alice").body, -1); len(m) == 3 {
+	if m := regexp.MustCompile(`action="/account/tokens/([^/"]+)/revoke"`).FindAllStringSubmatch(b.get("/people/alice").body, -1); len(m) == 4 {
 		revokeID = m[0][1] // newest first: "old"
 	} else {
-		t.Fatalf("want 3 revoke buttons, got %d", len(m))
+		t.Fatalf("want 4 revoke buttons, got %d", len(m))
 	}
 	if a := b.post("/account/tokens/"+revokeID+"/revoke", url.Values{"_csrf": f["_csrf"], "command_id": {events.NewID()}}); a.status != http.StatusSeeOther {
 		t.Fatalf("revoke: got %d", a.status)
@@ -200,6 +201,13 @@ func TestTokenScriptJSON(t *testing.T) {
 				t.Errorf("read: %s", r.raw)
 			}
 		}},
+		{name: "admin scope invites", who: admin, method: "POST", path: "/admin/invitations", body: `{"role":"member","expires_in":24,"note":"for bob"}`,
+			status: 201, appends: true, check: func(t *testing.T, r reply) {
+				if l, _ := r.json["link"].(string); !strings.HasPrefix(l, srv.URL+"/join/") {
+					t.Errorf("invitation: %s", r.raw)
+				}
+			}},
+		{name: "admin scope writes tickets", who: admin, method: "POST", path: "/tickets", body: `{"title":"x"}`, status: 403},
 		{name: "write scope admin", who: writer, method: "POST", path: "/projects", body: `{"slug":"ops","name":"Ops"}`, status: 403},
 		{name: "token makes a token", who: writer, method: "POST", path: "/account/tokens", body: `{"name":"x"}`, status: 403},
 		{name: "revoked", who: revoked, method: "GET", path: "/tickets", status: 401},
