@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +90,12 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	if got := typesOf(eventsAfter(t, path, len(evs))); got != "invitation_revoked role_granted role_revoked" {
 		t.Fatalf("the admin's commands appended %q", got)
 	}
+	// Tokens: one made, one made and revoked.
+	makeToken(t, ada, "ada", "ci", "read")
+	makeToken(t, ada, "ada", "old", "write")
+	if m := regexp.MustCompile(`action="(/account/tokens/[^/"]+/revoke)"`).FindStringSubmatch(ada.get("/people/ada").body); m != nil {
+		ada.command("/people/ada", m[1], nil)
+	}
 	if code := s.stop(); code != 0 {
 		t.Fatalf("server exit %d", code)
 	}
@@ -161,7 +168,7 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	// And the command itself, as a user runs it, says what it did.
 	a.Close()
 	var out strings.Builder
-	if code := run(ctx, []string{"replay", "--db", path}, func(string) string { return "" }, nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "projections: users, roles, site_settings, invitations, tickets, comments, ticket_search") {
+	if code := run(ctx, []string{"replay", "--db", path}, func(string) string { return "" }, nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "projections: users, roles, site_settings, invitations, tokens, tickets, comments, ticket_search") {
 		t.Fatalf("web replay: exit %d, output %q", code, out.String())
 	}
 }

@@ -52,7 +52,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// A token bound to the browser's secret and its session, rotated at
 	// sign-in and sign-out; from the form body or a header, never the query.
 	csrf := web.CSRFProtect(w.Sessions, secure)
-	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), web.SessionLoaded, people.LoadUser)
+	// A personal access token (Authorization: Bearer) replaces the
+	// cookie's user and skips the CSRF check (docs/api.md).
+	s := e.Group("", echo.WrapMiddleware(w.Sessions.LoadAndSave), web.SessionLoaded, people.LoadUser, people.Bearer)
 	s.GET("/", func(c echo.Context) error { return web.Redirect(c, "/tickets") })
 
 	// Public pages; every form still carries a CSRF token.
@@ -82,7 +84,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 
 	// Everything below needs a signed-in user: someone signed out is sent to
 	// /login (303) before anything else is looked at.
-	u := s.Group("", auth.RequireUser, csrf)
+	// A command's JSON body becomes the form its handler reads, once the
+	// person and the CSRF token (or a token) are checked (jsonbody.go).
+	u := s.Group("", auth.RequireUser, csrf, jsonBody)
 
 	// People: profiles, and one's own account.
 	u.GET("/people/:username", people.Profile)
@@ -93,6 +97,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/account/passkeys/options", people.PasskeyAddOptions)
 	u.POST("/account/passkeys", people.PasskeyAdd)
 	u.POST("/account/passkeys/:id/remove", people.PasskeyRemove)
+	// Personal access tokens for scripts (docs/api.md): made and revoked
+	// from a browser only, never with a token.
+	u.POST("/account/tokens", people.CreateToken)
+	u.POST("/account/tokens/:id/revoke", people.RevokeToken)
 
 	// Site administration: admins only (403 for everyone else, checked
 	// again inside each command).

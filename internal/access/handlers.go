@@ -228,6 +228,13 @@ func (h *Handlers) CreateInvitation(c echo.Context) error {
 	if err != nil {
 		return h.formError(c, err, func(v *templates.ProjectPeopleView, f templates.Form) { v.Invite = f }, "role", "expires_in", "note")
 	}
+	if web.WantsJSON(c) { // a script: the link once, as JSON (docs/api.md)
+		link := ""
+		if token != "" {
+			link = c.Scheme() + "://" + c.Request().Host + "/join/" + token
+		}
+		return c.JSON(http.StatusCreated, map[string]any{"link": link, "repeated": token == ""})
+	}
 	return h.people(c, http.StatusCreated, func(v *templates.ProjectPeopleView) {
 		if token == "" {
 			v.Repeated = true

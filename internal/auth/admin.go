@@ -139,6 +139,13 @@ func (h *Handlers) CreateInvitation(c echo.Context) error {
 		}
 		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Invite = web.WithError(f, err) })
 	}
+	if web.WantsJSON(c) { // a script: the link once, as JSON (docs/api.md)
+		link := ""
+		if inv.Token != "" {
+			link = c.Scheme() + "://" + c.Request().Host + "/join/" + inv.Token
+		}
+		return c.JSON(http.StatusCreated, map[string]any{"id": inv.ID, "link": link, "repeated": inv.Repeated})
+	}
 	return h.admin(c, http.StatusCreated, func(v *templates.AdminView) {
 		v.NewID, v.Repeated = inv.ID, inv.Repeated
 		if inv.Token != "" {

@@ -45,6 +45,10 @@ type Types struct {
 	// Passkeys (passkeys.go).
 	PasskeyAdded   events.Type[PasskeyAdded]
 	PasskeyRemoved events.Type[PasskeyRemoved]
+
+	// Personal access tokens (tokens.go).
+	TokenCreated events.Type[TokenCreated]
+	TokenRevoked events.Type[TokenRevoked]
 }
 
 // Register adds the people's event types and the users projection to reg.
@@ -72,6 +76,7 @@ func Register(reg *events.Registry) Types {
 	})
 	registerJoining(reg, &t)
 	registerPasskeys(reg, &t)
+	registerTokens(reg, &t)
 	return t
 }
 

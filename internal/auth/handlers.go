@@ -301,7 +301,7 @@ func RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if _, ok := web.CurrentUser(c.Request().Context()); ok {
 			return next(c)
 		}
-		if web.WantsJSON(c) && c.Request().Method == http.MethodGet {
+		if (web.WantsJSON(c) && c.Request().Method == http.MethodGet) || web.JSONBody(c) || web.BearerHeader(c) {
 			return errs.E(errs.Unauthorized, "sign in first")
 		}
 		target := "/login"

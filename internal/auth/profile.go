@@ -99,6 +99,9 @@ func (h *Handlers) profile(c echo.Context, id string, status int, set func(v *te
 		if v.Passkeys, err = h.passkeysView(c, id); err != nil {
 			return err
 		}
+		if v.Tokens, err = h.tokensView(c, id); err != nil {
+			return err
+		}
 	}
 	v.UsernameForm.Values["username"] = u.Username
 	for _, e := range evs {

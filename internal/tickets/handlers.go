@@ -198,7 +198,7 @@ func (h *Handlers) Create(c echo.Context) error {
 		}
 	}
 	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
-	if code := errs.Code(err); code == errs.Invalid || code == errs.Conflict {
+	if code := errs.Code(err); (code == errs.Invalid || code == errs.Conflict) && !web.WantsJSON(c) {
 		ps, perr := h.openable(c)
 		if perr != nil {
 			return perr
@@ -207,6 +207,9 @@ func (h *Handlers) Create(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if web.WantsJSON(c) {
+		return h.answerTicket(c, http.StatusCreated, id)
 	}
 	h.Env.Flash(c, "Ticket #"+strconv.FormatInt(id, 10)+" opened.")
 	return web.Redirect(c, "/tickets/"+strconv.FormatInt(id, 10))
@@ -262,32 +265,7 @@ func (h *Handlers) Show(c echo.Context) error {
 		return err
 	}
 	if web.WantsJSON(c) {
-		// The ticket names people by id; "people" gives each id's username
-		// and display name.
-		ids := []string{t.Author, t.Assignee}
-		for _, cm := range t.Comments {
-			ids = append(ids, cm.Author)
-		}
-		names, err := auth.Names(ctx, h.Env.DB.Read, ids)
-		if err != nil {
-			return err
-		}
-		type person struct {
-			Username    string `json:"username"`
-			DisplayName string `json:"display_name"`
-		}
-		people := make(map[string]person, len(names))
-		for id, p := range names {
-			people[id] = person{p.Username, p.Name}
-		}
-		// Ticket's own fields, with the usernames of its author and
-		// assignee beside their ids.
-		out := struct {
-			Ticket
-			AuthorUsername   string `json:"author_username"`
-			AssigneeUsername string `json:"assignee_username,omitempty"`
-		}{t, names[t.Author].Username, names[t.Assignee].Username}
-		return c.JSON(http.StatusOK, map[string]any{"ticket": out, "as_of_position": at, "people": people})
+		return h.ticketJSON(c, http.StatusOK, t, at)
 	}
 	v, err := h.view(c, t)
 	if err != nil {
@@ -363,6 +341,9 @@ func (h *Handlers) command(c echo.Context, run func(id int64) error, onErr func(
 	err = run(id)
 	switch errs.Code(err) {
 	case "":
+		if web.WantsJSON(c) {
+			return h.answerTicket(c, http.StatusOK, id)
+		}
 		return web.Redirect(c, "/tickets/"+strconv.FormatInt(id, 10))
 	case errs.Invalid, errs.Conflict:
 		if web.WantsJSON(c) {
@@ -420,6 +401,17 @@ func (h *Handlers) AddComment(c echo.Context) error {
 	if wantsPreview(c) {
 		return h.previewComment(c, body)
 	}
+	if web.WantsJSON(c) {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		cid, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
+		if err != nil {
+			return err
+		}
+		return h.answerComment(c, http.StatusCreated, id, cid)
+	}
 	return h.command(c, func(id int64) error {
 		_, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
 		return err
@@ -463,17 +455,26 @@ func (h *Handlers) Update(c echo.Context) error {
 	err = h.Service.Edit(ctx, actor(c), id, d, version, c.FormValue("command_id"))
 	switch errs.Code(err) {
 	case "":
+		if web.WantsJSON(c) {
+			return h.answerTicket(c, http.StatusOK, id)
+		}
 		h.Env.Flash(c, "Ticket #"+c.Param("id")+" saved.")
 		return web.Redirect(c, "/tickets/"+c.Param("id"))
 	case errs.Invalid:
+		if web.WantsJSON(c) {
+			return err
+		}
 		return web.Render(c, http.StatusUnprocessableEntity, templates.EditTicket(h.Env.Page(c, "Edit #"+c.Param("id"), "tickets"), templates.EditView{ID: id, Form: web.WithError(f, err)}))
 	case errs.Conflict:
 		t, gerr := Get(ctx, h.Env.DB.Read, id)
 		if gerr != nil {
 			return gerr
 		}
+		if web.WantsJSON(c) && t.Version == version {
+			return err // not a stale version: the command id was used for another command
+		}
 		if web.WantsJSON(c) {
-			return err
+			return errs.E(errs.Conflict, "Ticket #%d has changed since version %d (it is at version %d now): read it again, then send your change with the new version.", id, version, t.Version)
 		}
 		cur, verr := h.view(c, t)
 		if verr != nil {
@@ -561,7 +562,10 @@ func (h *Handlers) UpdateComment(c echo.Context) error {
 	f := web.Form(c, "body")
 	f.Values["body"] = normalise(f.V("body"))
 	err = h.Service.EditComment(c.Request().Context(), actor(c), t.ID, cm.ID, f.V("body"), c.FormValue("command_id"))
-	if code := errs.Code(err); code == errs.Invalid || code == errs.Conflict {
+	if err == nil && web.WantsJSON(c) {
+		return h.answerComment(c, http.StatusOK, t.ID, cm.ID)
+	}
+	if code := errs.Code(err); (code == errs.Invalid || code == errs.Conflict) && !web.WantsJSON(c) {
 		return web.Render(c, web.Status(code), templates.EditComment(h.Env.Page(c, "Edit comment", "tickets"), templates.EditCommentView{TicketID: t.ID, CommentID: cm.ID, Form: web.WithError(f, err)}))
 	}
 	if err != nil {
@@ -599,6 +603,9 @@ func (h *Handlers) DeleteComment(c echo.Context) error {
 	}
 	if err := h.Service.DeleteComment(c.Request().Context(), actor(c), t.ID, cm.ID, c.FormValue("command_id")); err != nil {
 		return err
+	}
+	if web.WantsJSON(c) {
+		return c.JSON(http.StatusOK, map[string]any{"deleted": true})
 	}
 	h.Env.Flash(c, "Comment deleted. Its events stay in the log; the history shows it.")
 	return web.Redirect(c, "/tickets/"+strconv.FormatInt(t.ID, 10))

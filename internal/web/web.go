@@ -174,21 +174,35 @@ func (env *Env) Page(c echo.Context, title, nav string) templates.Page {
 
 // Flash stores a message shown on the next page.
 func (env *Env) Flash(c echo.Context, msg string) {
+	if _, token := TokenOf(c.Request().Context()); token {
+		return // a script has no next page, and needs no session
+	}
 	if env.Sessions != nil && hasSession(c.Request().Context()) {
 		env.Sessions.Put(c.Request().Context(), "flash", msg)
 	}
 }
 
-// Render writes component with status.
+// Render writes component with status. A script (WantsJSON) is never
+// answered a page for a refusal: a handler that draws its form again
+// gets the JSON error shape here, with the status's plain words.
 func Render(c echo.Context, status int, component templ.Component) error {
+	if status >= 400 && WantsJSON(c) {
+		msg := headings[status]
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		return c.JSON(status, map[string]any{"error": map[string]any{"code": status, "message": msg, "fields": nil}})
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
 	return component.Render(c.Request().Context(), c.Response())
 }
 
-// WantsJSON reports whether the request asked for JSON.
+// WantsJSON reports whether the request is a script's, to be answered
+// in JSON: it asked for JSON, sent a JSON body, or came with a token.
 func WantsJSON(c echo.Context) bool {
-	return strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMEApplicationJSON)
+	return strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMEApplicationJSON) ||
+		JSONBody(c) || BearerHeader(c)
 }
 
 // Redirect answers 303 See Other to url.
