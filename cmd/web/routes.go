@@ -131,8 +131,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// signed checkpoint, for `web verify --bundle` (docs/braid.md).
 	u.GET("/tickets/:id/proof", ticketProof(w), read)
 	// The tree's entry bundles (C2SP tlog-tiles): every event, as the
-	// export writes it, so only for those who may read every event.
-	u.GET("/tile/entries/*", tiles(w.DB, true))
+	// export writes it, so only for those who may read every event: site
+	// admins (404 for anyone else).
+	u.GET("/tile/entries/*", tiles(w.DB, true), siteAdminOnly(w.DB.Read))
 
 	// Comments.
 	u.POST("/tickets/:id/comments", tix.AddComment, read)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/web"
@@ -70,7 +71,13 @@ func (h *Handlers) profile(c echo.Context, id string, status int, set func(v *te
 	if err != nil {
 		return err
 	}
-	evs, err := events.ByActor(ctx, h.Env.DB.Read, id, activitySize)
+	// Their recent activity, as far as the reader may read it: reads
+	// follow roles, so events of projects hidden from the reader are left out.
+	scope, err := access.ScopeOf(ctx, h.Env.DB.Read, me(c))
+	if err != nil {
+		return err
+	}
+	evs, err := access.EventsWhere(ctx, h.Env.DB.Read, scope, id, 0, activitySize)
 	if err != nil {
 		return err
 	}
