@@ -101,6 +101,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/admin/invitations/:id/revoke", people.RevokeInvitation)
 	u.POST("/admin/registration", people.SetRegistration)
 	u.POST("/admin/roles", people.SetRole)
+	u.POST("/admin/rename", people.AdminRename)
 
 	// Projects and the roles people hold in them (internal/access): each
 	// page 404s for someone who may not see the project.
