@@ -75,6 +75,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// An invitation link an admin made: registers whatever the mode, once.
 	p.GET("/join/:token", people.ShowJoin)
 	p.POST("/join/:token", people.DoJoin)
+	// Or join with a passkey instead of a password (static/passkey.js).
+	p.POST("/join/:token/passkey/options", people.JoinPasskeyOptions)
+	p.POST("/join/:token/passkey", people.JoinPasskey)
 
 	// The braid, checked in the background; public so anyone can compare
 	// the head with a receipt.

@@ -103,6 +103,11 @@ func (h *Handlers) profile(c echo.Context, id string, status int, set func(v *te
 		Own: id == me(c), NameForm: web.Form(c), PasswordForm: web.Form(c), SessionsForm: web.Form(c), UsernameForm: web.Form(c)}
 	v.NameForm.Values["display_name"] = u.DisplayName
 	if v.Own {
+		has, err := HasPassword(ctx, h.Env.DB.Read, id)
+		if err != nil {
+			return err
+		}
+		v.NoPassword = !has
 		if v.Passkeys, err = h.passkeysView(c, id); err != nil {
 			return err
 		}
@@ -208,7 +213,11 @@ func (h *Handlers) ChangePassword(c echo.Context) error {
 		if err := h.renew(c, user, epoch); err != nil {
 			return err
 		}
-		h.Env.Flash(c, "Password changed. Every other session of yours is signed out.")
+		if c.FormValue("current_password") == "" {
+			h.Env.Flash(c, "Password set. You can sign in with it or with your passkeys; every other session of yours is signed out.")
+		} else {
+			h.Env.Flash(c, "Password changed. Every other session of yours is signed out.")
+		}
 	}
 	return h.ownProfile(c, err, func(v *templates.ProfileView, err error) { v.PasswordForm = web.WithError(f, err) })
 }
