@@ -59,8 +59,11 @@
     return (err && err.message) || "Something went wrong with the passkey.";
   }
 
-  // Adding a passkey, from one's own profile.
-  var add = document.getElementById("passkey-add");
+  // Adding a passkey, from one's own profile; or joining with one, from
+  // an invitation's page (the same ceremony; the server registers the
+  // person with it).
+  ["passkey-add", "passkey-join"].forEach(function (formID) {
+  var add = document.getElementById(formID);
   if (add && supported) {
     add.hidden = false;
     var note = document.querySelector("[data-passkey-unsupported]");
@@ -96,10 +99,12 @@
         go(done.redirect);
       }).catch(function (err) {
         button.removeAttribute("aria-busy");
-        show(add, (err.fields && err.fields.name) || why(err, rpId));
+        var f = err.fields || {};
+        show(add, f.name || f.username || f.display_name || why(err, rpId));
       });
     });
   }
+  });
 
   // Signing in with a passkey: no username, the browser offers the
   // passkeys it holds for this site.

@@ -25,6 +25,11 @@ var adminCommands = []struct{ name, synopsis, summary string }{
 		"set who may register (registration_mode_set, actor system); the site must be stopped"},
 	{"rename", "admin rename [--db PATH] OLD NEW",
 		"change a person's username (username_changed, actor system); the old one stays reserved; the site must be stopped"},
+	{"projects", "admin projects [--db PATH]", "list projects: slug, name, whether everyone signed in is a member, who holds which role"},
+	{"grant", "admin grant [--db PATH] USERNAME PROJECT owner|member|reporter|viewer",
+		"give a person a role in a project (project_role_granted, actor system); the site must be stopped"},
+	{"revoke", "admin revoke [--db PATH] USERNAME PROJECT",
+		"take a person's role in a project away (project_role_revoked, actor system); the site must be stopped"},
 }
 
 func adminUsage(e env) {
@@ -48,6 +53,10 @@ func adminCmd(ctx context.Context, e env, args []string) error {
 		return adminList(ctx, e, args[1:])
 	case "reset-password":
 		return adminReset(ctx, e, args[1:])
+	case "projects":
+		return adminProjects(ctx, e, args[1:])
+	case "grant", "revoke":
+		return adminGrant(ctx, e, args[1:], args[0] == "revoke")
 	case "create-admin":
 		return adminCommand(ctx, e, args[1:], 2, "USERNAME", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
 			id, err := auth.IDByUsername(ctx, s.DB.Read, arg)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,7 +63,7 @@ func (p *person) shots(name string) {
 }
 
 // The browser suite: the site's first person (an admin) invites Bob from
-// /admin; Bob joins through the link, adds a passkey on his profile, signs
+// /admin; Bob joins through the link with a passkey (no password), signs
 // out and back in with it (no username, no password) and opens a ticket
 // mentioning the admin; the admin sees it in the inbox and gets the mail
 // digest from a real SMTP server, whose link works. Then the two edit the
@@ -101,25 +102,39 @@ func TestPasskeysInBrowser(t *testing.T) {
 		t.Fatalf("invitation link %q: want it under %s", link, base)
 	}
 
-	// Bob joins with a password, then adds a passkey on his profile.
+	// Bob joins with a passkey instead of a password: one command
+	// registers him, adds the passkey and spends the invitation.
 	bob.do(chromedp.Navigate(link))
-	bob.waitFor("the join form", `!!document.querySelector("#username")`)
+	bob.waitFor("the passkey join form", `!!document.querySelector("#passkey-join") && !document.querySelector("#passkey-join").hidden`)
+	bob.shots("join")
 	bob.do(
-		chromedp.SendKeys(chromedp.ID("username"), "bob"),
-		chromedp.SendKeys(chromedp.ID("display_name"), "Bob Builder"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse battery"),
-		chromedp.SendKeys(chromedp.ID("password_confirmation"), "correct horse battery"),
-		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+		chromedp.SendKeys(chromedp.ID("pj-username"), "bob"),
+		chromedp.SendKeys(chromedp.ID("pj-display_name"), "Bob Builder"),
+		chromedp.Click(chromedp.CSS(`#passkey-join button[type=submit]`)),
 	)
-	bob.waitFor("joined", `location.pathname === "/tickets" && document.body.innerText.includes("add a passkey")`)
-	bob.visit("/people/bob")
-	bob.waitFor("the passkey form shown", `!document.querySelector("#passkey-add").hidden`)
-	bob.do(chromedp.SendKeys(chromedp.ID("name"), "laptop"), chromedp.Click(chromedp.CSS(`#passkey-add button[type=submit]`)))
-	bob.waitFor("the passkey listed", `location.pathname === "/people/bob" && document.querySelector("ul.passkeys") && document.querySelector("ul.passkeys").innerText.includes("laptop")`)
-	bob.shots("profile-passkeys")
-	if n, actor, data := eventsOfType(t, s.DB, "passkey_added"); n != 1 || actor != idOf(t, s.DB, "bob") || !strings.Contains(data, `"name":"laptop"`) {
+	bob.waitFor("joined", `location.pathname === "/tickets" && document.body.innerText.includes("joined with a passkey")`)
+	bobID := idOf(t, s.DB, "bob")
+	if n, actor, data := eventsOfType(t, s.DB, "passkey_added"); n != 1 || actor != bobID || !strings.Contains(data, `"name":"joined with"`) {
 		t.Fatalf("passkey_added: %d events, actor %q, data %s", n, actor, data)
 	}
+	if cmds := commandsOf(t, s.DB, bobID); len(cmds) != 1 || cmds[0] != "user_registered passkey_added invitation_used" {
+		t.Fatalf("bob's first events: %q, want one command: user_registered passkey_added invitation_used", cmds)
+	}
+	// He has no password: signing in with one is refused.
+	if r := newBrowser(t, base).signIn("bob", "correct horse battery"); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("bob signs in with a password he never set: %d", r.status)
+	}
+	bob.visit("/people/bob")
+	bob.waitFor("the set-a-password form", `!!document.querySelector("form[action='/account/password']") && document.body.innerText.includes("Set a password") && !document.querySelector("form[action='/account/password'] [name=current_password]")`)
+	bob.shots("profile-passkeys")
+	// The passkey signs him in (below); a password can come later.
+	bob.do(
+		chromedp.SendKeys(chromedp.ID("new_password"), "correct horse battery"),
+		chromedp.SendKeys(chromedp.ID("new_password_confirmation"), "correct horse battery"),
+		chromedp.Click(chromedp.CSS(`form[action='/account/password'] button[type=submit]`)),
+	)
+	bob.waitFor("the password set", `document.body.innerText.includes("Password set.") && !!document.querySelector("form[action='/account/password'] [name=current_password]")`)
+	wantStatus(t, "bob signs in with the password he set", newBrowser(t, base).signIn("bob", "correct horse battery"), http.StatusSeeOther)
 
 	// Signed out, Bob signs in with the passkey alone.
 	bob.signOut()

@@ -77,6 +77,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// An invitation link an admin made: registers whatever the mode, once.
 	p.GET("/join/:token", people.ShowJoin)
 	p.POST("/join/:token", people.DoJoin)
+	// Or join with a passkey instead of a password (static/passkey.js).
+	p.POST("/join/:token/passkey/options", people.JoinPasskeyOptions)
+	p.POST("/join/:token/passkey", people.JoinPasskey)
 
 	// The braid, checked in the background; public so anyone can compare
 	// the head with a receipt.
@@ -109,6 +112,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/admin/invitations/:id/revoke", people.RevokeInvitation)
 	u.POST("/admin/registration", people.SetRegistration)
 	u.POST("/admin/roles", people.SetRole)
+	u.POST("/admin/rename", people.AdminRename)
 
 	// Projects and the roles people hold in them (internal/access): each
 	// page 404s for someone who may not see the project.
@@ -139,8 +143,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// signed checkpoint, for `web verify --bundle` (docs/braid.md).
 	u.GET("/tickets/:id/proof", ticketProof(w), read)
 	// The tree's entry bundles (C2SP tlog-tiles): every event, as the
-	// export writes it, so only for those who may read every event.
-	u.GET("/tile/entries/*", tiles(w.DB, true))
+	// export writes it, so only for those who may read every event: site
+	// admins (404 for anyone else).
+	u.GET("/tile/entries/*", tiles(w.DB, true), siteAdminOnly(w.DB.Read))
 
 	// Comments.
 	u.POST("/tickets/:id/comments", tix.AddComment, read)

@@ -149,6 +149,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	w.Verdict = mon.Verdict // every page says when the braid is broken
 	w.Unread = func(ctx context.Context, user string) (int, error) { return notify.Unread(ctx, a.db.Read, user) }
 	w.Private = notify.Private
+	w.Readable, w.ReadableEvent = readable(a.db.Read)
 	if rep != nil {
 		w.Replica = &web.Replica{Status: rep.Status}
 	}

@@ -117,11 +117,19 @@ func (s *Service) ChangePassword(ctx context.Context, person, current, password,
 	if len(fields) > 0 {
 		return 0, &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: fields}
 	}
-	if err := s.checkPassword(ctx, person, current); err != nil {
-		if errs.Code(err) == errs.Invalid {
-			return 0, errBadPassword
-		}
+	// Someone who joined with a passkey has no password: they set one
+	// without a current one (checked again inside the command).
+	has, err := HasPassword(ctx, s.DB.Read, person)
+	if err != nil {
 		return 0, err
+	}
+	if has {
+		if err := s.checkPassword(ctx, person, current); err != nil {
+			if errs.Code(err) == errs.Invalid {
+				return 0, errBadPassword
+			}
+			return 0, err
+		}
 	}
 	hash, err := s.hash(password)
 	if err != nil {
@@ -132,6 +140,11 @@ func (s *Service) ChangePassword(ctx context.Context, person, current, password,
 		ID: commandID, Actor: person,
 		Fingerprint: events.Fingerprint("change_password", person),
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			if now, err := HasPassword(ctx, tx.Q(), person); err != nil {
+				return nil, err
+			} else if now != has {
+				return nil, errs.E(errs.Conflict, "Your password was set or changed a moment ago; nothing was changed. Reload and try again.")
+			}
 			v, _, err := tx.Last(ctx, Aggregate, person)
 			if err != nil {
 				return nil, err
@@ -140,7 +153,8 @@ func (s *Service) ChangePassword(ctx context.Context, person, current, password,
 				Events: []events.Pending{s.Types.PasswordChanged.New(PasswordChanged{OtherSessionsEnded: true})}}}, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
-			if _, err := q.ExecContext(ctx, `UPDATE credentials SET password_hash = ? WHERE user_id = ?`, hash, person); err != nil {
+			if _, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)
+				ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash`, person, hash); err != nil {
 				return fmt.Errorf("store password: %w", err)
 			}
 			epoch, err = bumpEpoch(ctx, q, person)
@@ -297,7 +311,8 @@ func (s *Service) Reset(ctx context.Context, token, password, confirmation, comm
 			if n, _ := res.RowsAffected(); n != 1 {
 				return errBadReset
 			}
-			if _, err := q.ExecContext(ctx, `UPDATE credentials SET password_hash = ? WHERE user_id = ?`, hash, r.user); err != nil {
+			if _, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)
+				ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash`, r.user, hash); err != nil {
 				return fmt.Errorf("store password: %w", err)
 			}
 			_, err = bumpEpoch(ctx, q, r.user)
@@ -339,4 +354,14 @@ func Names(ctx context.Context, q events.Querier, ids []string) (map[string]temp
 		out[p.ID] = p
 	}
 	return out, rows.Err()
+}
+
+// HasPassword says whether person has a password (someone who joined with
+// a passkey has none until they set one).
+func HasPassword(ctx context.Context, q events.Querier, person string) (bool, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM credentials WHERE user_id = ?`, person).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up credentials: %w", err)
+	}
+	return n > 0, nil
 }

@@ -59,6 +59,7 @@ func (h *Handlers) adminView(ctx context.Context) (templates.AdminView, error) {
 	v := templates.AdminView{
 		Invite:   templates.Form{CommandID: events.NewID(), Values: map[string]string{"role": "member", "expires_in": "72"}},
 		ModeForm: templates.Form{CommandID: events.NewID()},
+		Rename:   templates.Form{CommandID: events.NewID()},
 	}
 	people, err := All(ctx, q)
 	if err != nil {
@@ -221,5 +222,34 @@ func (h *Handlers) SetRole(c echo.Context) error {
 	} else {
 		h.Env.Flash(c, fmt.Sprintf("%s is no longer a site admin.", person))
 	}
+	return web.Redirect(c, "/admin")
+}
+
+// AdminRename changes someone's username (fields person, the current
+// username, and username, the new one): username_changed with the admin
+// as actor. A bad or taken name re-shows the form with the message beside
+// the field (422), appending nothing.
+func (h *Handlers) AdminRename(c echo.Context) error {
+	who, err := h.requireAdminHTTP(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	f := web.Form(c, "person", "username")
+	old := normalUsername(c.FormValue("person"))
+	id, err := IDByUsername(ctx, h.Env.DB.Read, old)
+	if errs.Code(err) == errs.NotFound {
+		err = errs.Field("person", "There is nobody called %q.", old)
+	}
+	if err == nil {
+		err = h.Service.AdminRename(ctx, who, id, c.FormValue("username"), c.FormValue("command_id"))
+	}
+	if err != nil {
+		if errs.Code(err) != errs.Invalid {
+			return err
+		}
+		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Rename = web.WithError(f, err) })
+	}
+	h.Env.Flash(c, fmt.Sprintf("%s is now %s. They sign in with the new username; %s stays reserved for them.", old, normalUsername(c.FormValue("username")), old))
 	return web.Redirect(c, "/admin")
 }

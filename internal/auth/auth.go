@@ -170,7 +170,7 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 	if r.Invitation != "" {
 		fp = events.Fingerprint("register", r.Username, r.DisplayName, base64.RawURLEncoding.EncodeToString(tokenHash(r.Invitation)))
 	}
-	res, err := s.signUp(ctx, r, commandID, id, fp, hash)
+	res, err := s.signUp(ctx, r, commandID, id, fp, hash, nil, nil)
 	if errs.Code(err) == errs.Conflict && commandID != "" {
 		// The same form sent again (a double click, a retry) was made under
 		// the id drawn the first time: ask again as that id, and the writer
@@ -179,7 +179,7 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 		if qerr := s.DB.Read.QueryRowContext(ctx, `SELECT aggregate_id FROM events WHERE command_id = ? AND event_type = 'user_registered'`,
 			commandID).Scan(&prior); qerr == nil && prior != id {
 			id = prior
-			res, err = s.signUp(ctx, r, commandID, id, fp, hash)
+			res, err = s.signUp(ctx, r, commandID, id, fp, hash, nil, nil)
 		}
 	}
 	if err != nil {
@@ -189,7 +189,10 @@ func (s *Service) SignUp(ctx context.Context, r Registration, commandID string) 
 }
 
 // signUp runs the registration command for the person id.
-func (s *Service) signUp(ctx context.Context, r Registration, commandID, id, fp string, hash []byte) (events.Result, error) {
+// hash nil registers a person without a password (they joined with a
+// passkey: extra holds its passkey_added, after stores it).
+func (s *Service) signUp(ctx context.Context, r Registration, commandID, id, fp string, hash []byte,
+	extra []events.Pending, after func(context.Context, events.Querier) error) (events.Result, error) {
 	return s.Writer.Do(ctx, events.Command{
 		ID:    commandID,
 		Actor: id,
@@ -223,6 +226,7 @@ func (s *Service) signUp(ctx context.Context, r Registration, commandID, id, fp 
 				}
 				user = append(user, s.Types.RoleGranted.New(RoleGranted{Person: id, Role: RoleAdmin, By: by, Reason: "invitation"}))
 			}
+			user = append(user, extra...)
 			changes := []events.Change{{AggregateType: Aggregate, AggregateID: id, Expect: 0, Events: user}}
 			if inv.ID != "" {
 				iv, _, err := tx.Last(ctx, InvitationAggregate, inv.ID)
@@ -242,6 +246,14 @@ func (s *Service) signUp(ctx context.Context, r Registration, commandID, id, fp 
 			return changes, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
+			if after != nil {
+				if err := after(ctx, q); err != nil {
+					return err
+				}
+			}
+			if hash == nil {
+				return nil
+			}
 			_, err := q.ExecContext(ctx, `INSERT INTO credentials (user_id, password_hash) VALUES (?, ?)`, id, hash)
 			return err
 		},

@@ -118,6 +118,7 @@ func (h *Handlers) ShowJoin(c echo.Context) error {
 	if web.WantsJSON(c) {
 		return web.FormJSON(c, "/join/"+token, f)
 	}
+	f = h.withPasskeys(f)
 	return web.Render(c, http.StatusOK, templates.Join(h.Env.Page(c, "Join", "register"), f, token, inv.Role))
 }
 

@@ -183,6 +183,11 @@ type Ceremony struct {
 	Session webauthn.SessionData `json:"session"`
 	User    string               `json:"user,omitempty"` // adding: who asked
 	Name    string               `json:"name,omitempty"` // adding: the name given
+	// Joining with a passkey: the invitation (its secret's hash), the
+	// username and display name the person chose.
+	Invite      string `json:"invite,omitempty"`
+	Username    string `json:"username,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
 }
 
 func checkPasskeyName(name string) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/web"
@@ -70,7 +71,13 @@ func (h *Handlers) profile(c echo.Context, id string, status int, set func(v *te
 	if err != nil {
 		return err
 	}
-	evs, err := events.ByActor(ctx, h.Env.DB.Read, id, activitySize)
+	// Their recent activity, as far as the reader may read it: reads
+	// follow roles, so events of projects hidden from the reader are left out.
+	scope, err := access.ScopeOf(ctx, h.Env.DB.Read, me(c))
+	if err != nil {
+		return err
+	}
+	evs, err := access.EventsWhere(ctx, h.Env.DB.Read, scope, id, 0, activitySize)
 	if err != nil {
 		return err
 	}
@@ -96,6 +103,11 @@ func (h *Handlers) profile(c echo.Context, id string, status int, set func(v *te
 		Own: id == me(c), NameForm: web.Form(c), PasswordForm: web.Form(c), SessionsForm: web.Form(c), UsernameForm: web.Form(c)}
 	v.NameForm.Values["display_name"] = u.DisplayName
 	if v.Own {
+		has, err := HasPassword(ctx, h.Env.DB.Read, id)
+		if err != nil {
+			return err
+		}
+		v.NoPassword = !has
 		if v.Passkeys, err = h.passkeysView(c, id); err != nil {
 			return err
 		}
@@ -204,7 +216,11 @@ func (h *Handlers) ChangePassword(c echo.Context) error {
 		if err := h.renew(c, user, epoch); err != nil {
 			return err
 		}
-		h.Env.Flash(c, "Password changed. Every other session of yours is signed out.")
+		if c.FormValue("current_password") == "" {
+			h.Env.Flash(c, "Password set. You can sign in with it or with your passkeys; every other session of yours is signed out.")
+		} else {
+			h.Env.Flash(c, "Password changed. Every other session of yours is signed out.")
+		}
 	}
 	return h.ownProfile(c, err, func(v *templates.ProfileView, err error) { v.PasswordForm = web.WithError(f, err) })
 }

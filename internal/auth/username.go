@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 )
@@ -50,10 +51,10 @@ func (s *Service) ChangeUsername(ctx context.Context, actor, person, username, p
 	if m := checkUsername(username); m != "" {
 		return errs.Field("username", "%s", m)
 	}
+	if actor != System && actor != person {
+		return errs.E(errs.Forbidden, "only the person themselves, a site admin or an operator may change a username")
+	}
 	if actor != System {
-		if actor != person {
-			return errs.E(errs.Forbidden, "only the person themselves or an operator may change a username")
-		}
 		if err := s.checkPassword(ctx, person, password); err != nil {
 			if errs.Code(err) == errs.Invalid {
 				return errBadPassword
@@ -61,10 +62,33 @@ func (s *Service) ChangeUsername(ctx context.Context, actor, person, username, p
 			return err
 		}
 	}
+	return s.changeUsername(ctx, actor, person, username, commandID, nil)
+}
+
+// AdminRename renames the person with id person to username as a site
+// admin (username_changed with the admin as actor; the role is checked
+// again inside the command). No password: the admin answers for it, and
+// the history shows who did it.
+func (s *Service) AdminRename(ctx context.Context, actor, person, username, commandID string) error {
+	username = normalUsername(username)
+	if m := checkUsername(username); m != "" {
+		return errs.Field("username", "%s", m)
+	}
+	return s.changeUsername(ctx, actor, person, username, commandID, func(ctx context.Context, tx *events.Tx) error {
+		return access.Can(ctx, tx.Q(), actor, access.SiteAdmin, "")
+	})
+}
+
+func (s *Service) changeUsername(ctx context.Context, actor, person, username, commandID string, check func(context.Context, *events.Tx) error) error {
 	_, err := s.Writer.Do(ctx, events.Command{
 		ID: commandID, Actor: actor,
 		Fingerprint: events.Fingerprint("change_username", person, username),
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			if check != nil {
+				if err := check(ctx, tx); err != nil {
+					return nil, err
+				}
+			}
 			v, _, err := tx.Last(ctx, Aggregate, person)
 			if err != nil {
 				return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"braid/internal/access"
 	"braid/internal/events"
 )
 
@@ -99,16 +100,24 @@ func (it *Item) fill(me string) {
 
 // Inbox returns user's notifications, newest first, limit from offset,
 // and how many there are in all.
+//
+// Reads follow roles: notifications about tickets of a project user may
+// no longer read are left out (kept in the projection, which replay
+// rebuilds from the log alone, and shown again if the role comes back).
 func Inbox(ctx context.Context, q events.Querier, user string, limit, offset int) ([]Item, int, error) {
+	vis, vargs, err := visible(ctx, q, user)
+	if err != nil {
+		return nil, 0, err
+	}
 	var total int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications WHERE user_id = ?`, user).Scan(&total); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications n WHERE n.user_id = ? AND `+vis, append([]any{user}, vargs...)...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count notifications: %w", err)
 	}
 	rows, err := q.QueryContext(ctx, `SELECT n.position, n.ticket_id, COALESCE(t.title, ''), n.actor, n.kind, n.comment_id, n.subject, n.mentioned, n.occurred_at, n.read,
 		COALESCE(a.username, ''), COALESCE(s.username, '')
 		FROM notifications n LEFT JOIN tickets t ON t.id = n.ticket_id
 		LEFT JOIN notify_people a ON a.user_id = n.actor LEFT JOIN notify_people s ON s.user_id = n.subject AND n.subject <> ''
-		WHERE n.user_id = ? ORDER BY n.position DESC LIMIT ? OFFSET ?`, user, limit, offset)
+		WHERE n.user_id = ? AND `+vis+` ORDER BY n.position DESC LIMIT ? OFFSET ?`, append(append([]any{user}, vargs...), limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read notifications: %w", err)
 	}
@@ -126,11 +135,26 @@ func Inbox(ctx context.Context, q events.Querier, user string, limit, offset int
 	return out, total, rows.Err()
 }
 
-// Unread counts user's unread notifications.
+// Unread counts user's unread notifications, of tickets they may read.
 func Unread(ctx context.Context, q events.Querier, user string) (int, error) {
+	vis, vargs, err := visible(ctx, q, user)
+	if err != nil {
+		return 0, err
+	}
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read = 0`, user).Scan(&n)
+	err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications n WHERE n.user_id = ? AND n.read = 0 AND `+vis, append([]any{user}, vargs...)...).Scan(&n)
 	return n, err
+}
+
+// visible is the SQL condition on notifications n that keeps those about
+// tickets user may read now.
+func visible(ctx context.Context, q events.Querier, user string) (string, []any, error) {
+	s, err := access.ScopeOf(ctx, q, user)
+	if err != nil {
+		return "", nil, err
+	}
+	cond, args := s.TicketWhere("n.ticket_id")
+	return cond, args, nil
 }
 
 // Watching says whether user watches ticket.

@@ -50,7 +50,13 @@ func (env *Env) Feed(c echo.Context) error {
 			before = b
 		}
 	}
-	evs, err := events.Feed(c.Request().Context(), env.DB.Read, before, feedSize)
+	var evs []events.Event
+	var err error
+	if u, _ := CurrentUser(c.Request().Context()); env.Readable != nil {
+		evs, err = env.Readable(c.Request().Context(), u.ID, before, feedSize)
+	} else {
+		evs, err = events.Feed(c.Request().Context(), env.DB.Read, before, feedSize)
+	}
 	if err != nil {
 		return err
 	}
@@ -83,6 +89,11 @@ func (env *Env) Event(c echo.Context) error {
 	p, err := strconv.ParseInt(c.Param("position"), 10, 64)
 	if err != nil || p < 1 {
 		return errs.E(errs.NotFound, "There is no event %q: positions are whole numbers from 1.", c.Param("position"))
+	}
+	if u, _ := CurrentUser(c.Request().Context()); env.ReadableEvent != nil {
+		if err := env.ReadableEvent(c.Request().Context(), u.ID, p); err != nil {
+			return err
+		}
 	}
 	e, err := events.Get(c.Request().Context(), env.DB.Read, p)
 	if err != nil {

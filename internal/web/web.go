@@ -44,6 +44,12 @@ type Env struct {
 	// their actor may read on the activity pages (an email address); the
 	// others see the event without its payload. Nil: none.
 	Private func(eventType string) bool
+	// Readable reads the events person may read (internal/access: reads
+	// follow roles), newest first, below position before (0: the head), up
+	// to limit; ReadableEvent is not_found for an event they may not read.
+	// Nil: every event, to everyone signed in.
+	Readable      func(ctx context.Context, person string, before int64, limit int) ([]events.Event, error)
+	ReadableEvent func(ctx context.Context, person string, position int64) error
 	// Transparency names the log's checkpoint signer for /verify; nil
 	// shows nothing.
 	Transparency *Transparency
