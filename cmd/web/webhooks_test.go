@@ -217,7 +217,6 @@ func TestWebhookDeliversInOrderSignedWithRetries(t *testing.T) {
 	}
 }
 
-
 func csrfOf(t *testing.T, body string) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(body)
@@ -234,7 +233,10 @@ func startServerOn(t *testing.T, db string, extra ...string) (string, func()) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	args := append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0", "--registration", "open"}, extra...)
-	go func() { done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, io.Discard); pw.Close() }()
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		cancel()
