@@ -191,8 +191,10 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 
-	stopHooks := hf.start(ctx, a, log)
-	defer stopHooks()
+	if mir == nil { // a mirror's copy of the log sends no webhooks
+		stopHooks := hf.start(ctx, a, log)
+		defer stopHooks()
+	}
 
 	if mailer != nil {
 		stopMail := mf.start(ctx, mailer, a, url, log)

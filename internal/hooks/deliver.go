@@ -159,7 +159,13 @@ func (d *Deliverer) save(ctx context.Context, id string, c checkpoint) error {
 // after its checkpoint until one fails or none is left.
 func (d *Deliverer) round(ctx context.Context, h Webhook) error {
 	var secret string
-	if err := d.DB.Read.QueryRowContext(ctx, `SELECT secret FROM webhook_secrets WHERE webhook_id = ?`, h.ID).Scan(&secret); err != nil {
+	err := d.DB.Read.QueryRowContext(ctx, `SELECT secret FROM webhook_secrets WHERE webhook_id = ?`, h.ID).Scan(&secret)
+	if errors.Is(err, sql.ErrNoRows) {
+		// A log imported or mirrored from elsewhere: the secret stayed
+		// there, so this copy sends nothing.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("read secret: %w", err)
 	}
 	if err := d.redeliver(ctx, h, secret); err != nil {
