@@ -82,11 +82,13 @@ func (h *Handlers) list(c echo.Context, status int, f templates.Form, set func(v
 
 // Create makes a webhook and shows its secret once (201).
 func (h *Handlers) Create(c echo.Context) error {
+	// The command checks who may (403, like every command; 404 for a
+	// project that does not exist).
 	ctx := c.Request().Context()
-	if _, err := h.project(c); err != nil {
-		return err
-	}
 	slug := c.Param("slug")
+	if access.ValidSlug(slug) != nil {
+		return errs.E(errs.NotFound, "There is no project %q, or you may not see it.", slug)
+	}
 	id, secret, err := h.Service.Create(ctx, actor(c), slug, c.FormValue("url"), c.FormValue("events"), c.FormValue("command_id"))
 	if errs.Code(err) == errs.Invalid {
 		return h.list(c, http.StatusUnprocessableEntity, web.WithError(web.Form(c, "url", "events"), err), func(*templates.WebhooksView) {})
