@@ -34,6 +34,9 @@ const MaxResponse = 64 << 10
 
 const batch = 100
 
+// MaxLog is how many attempts the delivery log keeps per webhook.
+const MaxLog = 1000
+
 // Deliverer sends each active webhook the events of its project after its
 // checkpoint, in order, one at a time: an event is retried with backoff
 // until it is taken (any 2xx) and only then is the next one sent. Each
@@ -353,6 +356,11 @@ func (d *Deliverer) send(ctx context.Context, h Webhook, secret string, e *event
 	}
 	if _, err := d.DB.Aux.ExecContext(ctx, `INSERT INTO webhook_deliveries (webhook_id, position, event_type, attempt, ok, code, error, redelivery, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		h.ID, e.Position, e.Type, attempt, ok, code, problem, redelivery, now.UTC().Format(time.RFC3339Nano)); err != nil {
+		d.Log.Error("webhook delivery log", slog.Any("err", err))
+	}
+	// The log keeps each webhook's latest MaxLog attempts.
+	if _, err := d.DB.Aux.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (
+		SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, h.ID, h.ID, MaxLog); err != nil {
 		d.Log.Error("webhook delivery log", slog.Any("err", err))
 	}
 	return ok

@@ -29,6 +29,7 @@ const Aggregate = "webhook"
 const (
 	MaxURL        = 2000
 	MaxEventTypes = 50
+	MaxPerProject = 20 // webhooks a project may have, on or off
 )
 
 // Payloads, stored under stable names. None holds the secret.
@@ -248,6 +249,13 @@ func (s *Service) Create(ctx context.Context, actor, project, rawURL, types, com
 			}
 			if len(fields) > 0 {
 				return nil, &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: fields}
+			}
+			var n int
+			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM webhooks WHERE project = ?`, project).Scan(&n); err != nil {
+				return nil, err
+			}
+			if n >= MaxPerProject {
+				return nil, errs.Field("url", "A project may have at most %d webhooks; change or reuse one.", MaxPerProject)
 			}
 			return []events.Change{{AggregateType: Aggregate, AggregateID: id, Expect: 0,
 				Events: []events.Pending{s.Types.Created.New(Created{Webhook: id, Project: project, URL: rawURL, EventTypes: ts})}}}, nil
