@@ -176,6 +176,9 @@ func TestRoleCommandTable(t *testing.T) {
 		{"invite into the project", access.Invite, func(role string) (string, string, url.Values) {
 			return "POST", "/p/acme/invitations", url.Values{"role": {"member"}, "expires_in": {"2"}}
 		}, 201},
+		{"create a webhook", access.ManageWebhooks, func(role string) (string, string, url.Values) {
+			return "POST", "/p/acme/webhooks", url.Values{"url": {"https://93.184.216.34/hook-" + role}}
+		}, 201},
 		{"create a project", access.CreateProject, func(role string) (string, string, url.Values) {
 			return "POST", "/projects", url.Values{"slug": {"p-" + role}, "name": {"Made by " + role}}
 		}, 303},

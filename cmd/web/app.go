@@ -12,6 +12,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/events"
+	"braid/internal/hooks"
 	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/tlog"
@@ -30,6 +31,8 @@ type app struct {
 	// passkeys binds WebAuthn to the site's address (passkey.go); nil:
 	// passkeys are off.
 	passkeys *webauthn.WebAuthn
+	// webhookPrivate lets webhooks reach private addresses (serve --webhook-allow-private).
+	webhookPrivate bool
 }
 
 // types are the event types of each feature package.
@@ -38,13 +41,14 @@ type types struct {
 	tickets tickets.Types
 	notify  notify.Types
 	access  access.Types
+	hooks   hooks.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
 // type is one visible edit in the package that owns it.
 func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
-	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg)}
+	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
 	return reg, t
 }

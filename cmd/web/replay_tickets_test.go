@@ -18,6 +18,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/events"
+	"braid/internal/hooks"
 	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/tickets/tickettest"
@@ -121,6 +122,29 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	}
 	if a.writer.Head().Position < 1000 {
 		t.Fatalf("generated only %d events (%+v)", a.writer.Head().Position, sum)
+	}
+	// Webhooks: made, changed, turned off and on again (internal/hooks).
+	hs := &hooks.Service{Writer: a.writer, Registry: a.reg, Types: a.types.hooks}
+	for i := range 3 {
+		id, _, err := hs.Create(ctx, access.System, access.Default, "https://hooks.example.org/"+strconv.Itoa(i), "ticket_opened", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := hs.Change(ctx, access.System, access.Default, id, "https://hooks.example.org/changed", "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i >= 1 {
+			if err := hs.Disable(ctx, access.System, access.Default, id, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 2 {
+			if err := hs.Enable(ctx, access.System, access.Default, id, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 
 	// A word from a ticket's current title, to search for before and after.

@@ -16,6 +16,7 @@ import (
 
 	"braid/internal/access"
 	"braid/internal/auth"
+	"braid/internal/hooks"
 	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/web"
@@ -24,7 +25,7 @@ import (
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, mon *web.Monitor, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, webhooks *hooks.Handlers, mon *web.Monitor, secure bool) {
 	// Before routing and before anything reads the request: one log line
 	// with the final status, panics turned into 500s, the headers every
 	// answer carries, the body cap, then the method override (which reads
@@ -125,6 +126,13 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/p/:slug/everyone", projects.SetEveryone)
 	u.POST("/p/:slug/invitations", projects.CreateInvitation)
 	u.GET("/p/:slug/history", projects.History)
+	// Its webhooks (internal/hooks): owners and site admins.
+	u.GET("/p/:slug/webhooks", webhooks.List)
+	u.POST("/p/:slug/webhooks", webhooks.Create)
+	u.GET("/p/:slug/webhooks/:id", webhooks.Show)
+	u.POST("/p/:slug/webhooks/:id", webhooks.Change)
+	u.POST("/p/:slug/webhooks/:id/toggle", webhooks.Toggle)
+	u.POST("/p/:slug/webhooks/:id/redeliver", webhooks.Redeliver)
 
 	// Tickets. Everything under /tickets/:id is 404 for someone who may
 	// not see the ticket's project (read); commands check their own role.

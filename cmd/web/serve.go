@@ -15,6 +15,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/anchor"
 	"braid/internal/auth"
+	"braid/internal/hooks"
 	"braid/internal/metrics"
 	"braid/internal/notify"
 	"braid/internal/tickets"
@@ -25,7 +26,7 @@ import (
 )
 
 func serve(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]] [--metrics-addr HOST:PORT] [--metrics-token TOKEN] [--export-every 24h --export-dir DIR [--export-keep N]] [--replicate URL | --follow URL [--primary-url URL]] [--log-format text|json]")
+	fs, dbPath := newFlags(e, "serve", "serve [--db PATH] [--addr HOST:PORT] [--secure-cookies] [--trusted-proxy CIDR] [--registration open|invite|closed] [--log-key FILE] [--origin ORIGIN] [--smtp-url URL --mail-from ADDR [--mail-every 10m] [--base-url URL]] [--metrics-addr HOST:PORT] [--metrics-token TOKEN] [--export-every 24h --export-dir DIR [--export-keep N]] [--replicate URL | --follow URL [--primary-url URL]] [--log-format text|json] [--webhook-allow-private]")
 	addr := fs.String("addr", defaultAddr(e.getenv), "address to listen on (env BRAID_ADDR; else 0.0.0.0:$PORT; else 127.0.0.1:8080)")
 	secure := fs.Bool("secure-cookies", e.getenv("BRAID_SECURE_COOKIES") == "1", "mark cookies Secure, for deployments behind TLS (env BRAID_SECURE_COOKIES=1)")
 	every := fs.Duration("anchor-every", 0, "anchor the head with --witness this often, e.g. 1h (0: never; the default)")
@@ -37,6 +38,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	kf := addLogKeyFlags(fs, e, dbPath)
 	of := addOpsFlags(fs, e)
 	rf := addReplicaFlags(fs, e.getenv)
+	hf := addWebhookFlags(fs)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -155,6 +157,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, a.db.Read, user) }
 	a.mailOn = mailer != nil
+	a.webhookPrivate = *hf.allowPrivate
 	watch(ctx, m, a, mon, log)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -187,6 +190,11 @@ func serve(ctx context.Context, e env, args []string) error {
 	defer stopOps()
 	if err != nil {
 		return err
+	}
+
+	if mir == nil { // a mirror's copy of the log sends no webhooks
+		stopHooks := hf.start(ctx, a, log)
+		defer stopHooks()
 	}
 
 	if mailer != nil {
@@ -259,7 +267,8 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	inbox := &notify.Handlers{Env: w, Service: &notify.Service{Writer: a.writer, Types: a.types.notify}, MailOn: a.mailOn}
 	projects := &access.Handlers{Env: w, Service: &access.Service{Writer: a.writer, Types: a.types.access},
 		Lookup: auth.IDByUsername, Describe: tickets.Describe, Invite: people.Service.InviteToProject}
-	routes(e, w, people, tix, inbox, projects, mon, secure)
+	webhooks := &hooks.Handlers{Env: w, Service: &hooks.Service{Writer: a.writer, Registry: a.reg, Types: a.types.hooks, Check: hooks.Checker(a.webhookPrivate)}}
+	routes(e, w, people, tix, inbox, projects, webhooks, mon, secure)
 	return e
 }
 

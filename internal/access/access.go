@@ -67,8 +67,9 @@ const (
 	Assign         Action = "assign"
 	Close          Action = "close"
 	Reopen         Action = "reopen"
-	ManageRoles    Action = "manage_roles" // grant and revoke roles, the everyone-is-a-member setting
-	Invite         Action = "invite"       // invite a person into the project
+	ManageRoles    Action = "manage_roles"    // grant and revoke roles, the everyone-is-a-member setting
+	Invite         Action = "invite"          // invite a person into the project
+	ManageWebhooks Action = "manage_webhooks" // see, create, change and disable the project's webhooks
 	CreateProject  Action = "create_project"
 	SiteAdmin      Action = "site_admin" // the admin page: site invitations, registration, admins
 )
@@ -88,6 +89,7 @@ var Table = map[Action]Role{
 	Reopen:         Member,
 	ManageRoles:    Owner,
 	Invite:         Owner,
+	ManageWebhooks: Owner,
 	CreateProject:  Admin,
 	SiteAdmin:      Admin,
 }

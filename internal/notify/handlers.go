@@ -88,8 +88,12 @@ func (h *Handlers) inbox(c echo.Context, status int, set func(v *templates.Inbox
 		return u
 	}
 	for _, it := range items {
-		v.Items = append(v.Items, templates.InboxItem{Position: it.Position, Words: it.words(user, name),
-			Ref: "#" + strconv.FormatInt(it.TicketID, 10) + " " + it.Title, Link: it.Link, When: it.OccurredAt,
+		words, ref := it.words(user, name), "#"+strconv.FormatInt(it.TicketID, 10)+" "+it.Title
+		if it.Kind == "webhook_disabled" {
+			words, ref = it.Text, "its delivery log"
+		}
+		v.Items = append(v.Items, templates.InboxItem{Position: it.Position, Words: words,
+			Ref: ref, Link: it.Link, When: it.OccurredAt,
 			Read: it.Read, Form: web.Form(c)})
 	}
 	if set != nil {

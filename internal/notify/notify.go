@@ -63,6 +63,12 @@ type (
 	renamed struct {
 		To string `json:"to"`
 	}
+	// hookOff is webhook_disabled: whom to tell, and of which webhook.
+	hookOff struct {
+		Project string   `json:"project"`
+		Webhook string   `json:"webhook"`
+		Notify  []string `json:"notify"`
+	}
 	// ticketData holds what notify reads of any ticket event: each kind
 	// fills the fields it has.
 	ticketData struct {
@@ -126,6 +132,18 @@ func Register(reg *events.Registry) Types {
 		_, err := q.ExecContext(ctx, `INSERT INTO notify_emails (user_id, email) VALUES (?, ?)
 			ON CONFLICT (user_id) DO UPDATE SET email = excluded.email`, e.AggregateID, d.Email)
 		return err
+	})
+
+	// A webhook turned off for failing (internal/hooks) is told to the
+	// people its event names: the project's owners then.
+	events.On(reg, p, events.Type[hookOff]{Name: "webhook_disabled", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d hookOff) error {
+		for _, u := range d.Notify {
+			if _, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO notifications (user_id, position, ticket_id, actor, kind, subject, occurred_at) VALUES (?, ?, 0, ?, ?, ?, ?)`,
+				u, e.Position, e.Actor, e.Type, d.Project+"/"+d.Webhook, e.OccurredAt); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 
 	// Ticket events: who starts watching, then who is told.

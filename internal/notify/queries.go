@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"braid/internal/access"
 	"braid/internal/events"
@@ -90,6 +91,13 @@ func (it *Item) fill(me string) {
 			return it.SubjectUsername
 		}
 		return id
+	}
+	if it.Kind == "webhook_disabled" {
+		// subject is project/webhook id
+		project, hook, _ := strings.Cut(it.Subject, "/")
+		it.Text = fmt.Sprintf("A webhook of project %s was turned off: its deliveries failed for too long", project)
+		it.Link = "/p/" + project + "/webhooks/" + hook
+		return
 	}
 	it.Text = fmt.Sprintf("%s #%d %s", it.words(me, name), it.TicketID, it.Title)
 	it.Link = fmt.Sprintf("/tickets/%d", it.TicketID)
