@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -181,6 +182,9 @@ type part struct {
 }
 
 // partition groups reg's projections into parts.
+// maxParts is the most scratch files a replay attaches at once.
+const maxParts = 8
+
 func partition(reg *Registry, schema []projTable) []*part {
 	owner := map[string]int{} // table -> projection index
 	for i, p := range reg.Projections() {
@@ -213,6 +217,17 @@ func partition(reg *Registry, schema []projTable) []*part {
 			parts = append(parts, byRoot[r])
 		}
 		byRoot[r].projections = append(byRoot[r].projections, p)
+	}
+	// Every part is a file attached to the writer's connection at the swap,
+	// and SQLite attaches at most 10 (SQLITE_MAX_ATTACHED): past maxParts,
+	// the smallest parts share a file. Projections of different parts are
+	// independent, so any of them may share one.
+	for len(parts) > maxParts {
+		slices.SortStableFunc(parts, func(a, b *part) int { return len(b.projections) - len(a.projections) })
+		last := parts[len(parts)-1]
+		parts = parts[:len(parts)-1]
+		into := parts[len(parts)-1]
+		into.projections = append(into.projections, last.projections...)
 	}
 	for _, pt := range parts {
 		mine := map[string]bool{}
