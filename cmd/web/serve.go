@@ -37,6 +37,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	kf := addLogKeyFlags(fs, e, dbPath)
 	of := addOpsFlags(fs, e)
 	rf := addReplicaFlags(fs, e.getenv)
+	sf := addStreamFlags(fs)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -61,6 +62,9 @@ func serve(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if err := rf.check(); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
 		return err
 	}
 	if *rf.follow != "" {
@@ -98,6 +102,7 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
+	sf.apply(a.stream)
 	rep, err := rf.startReplication(ctx, a, log)
 	if err != nil {
 		return err
@@ -195,6 +200,7 @@ func serve(ctx context.Context, e env, args []string) error {
 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs.RegisterOnShutdown(a.stream.Hub.Close) // live streams end, saying so
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -258,6 +264,9 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	inbox := &notify.Handlers{Env: w, Service: &notify.Service{Writer: a.writer, Types: a.types.notify}, MailOn: a.mailOn}
 	projects := &access.Handlers{Env: w, Service: &access.Service{Writer: a.writer, Types: a.types.access},
 		Lookup: auth.IDByUsername, Describe: tickets.Describe, Invite: people.Service.InviteToProject}
+	if a.stream != nil {
+		a.stream.Env, w.Stream = w, a.stream.Stream
+	}
 	routes(e, w, people, tix, inbox, projects, mon, secure)
 	return e
 }
