@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -221,6 +222,18 @@ func (s *session) run() {
 		return
 	}
 	defer sub.Close()
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() {
+		// Said when it happens: the stream itself may be stuck in a write.
+		select {
+		case <-sub.Gone():
+			if s.h.Env.Log != nil {
+				s.h.Env.Log.Info("live stream dropped", slog.String("reason", sub.Reason()), slog.String("person", s.person))
+			}
+		case <-ended:
+		}
+	}()
 	// What committed between the last read and the subscription.
 	if !s.catchUp() {
 		return
