@@ -9,11 +9,14 @@ import (
 
 // Hub hands every committed batch of events to its subscribers (the live
 // part of GET /events/stream). It is a Hook of the writer: Append gathers
-// the batch's events, Committed offers them to each subscriber with a
-// non-blocking send into that subscriber's bounded buffer. A subscriber
-// whose buffer is full is dropped at once (its Gone channel closes): the
-// writer never waits on anyone. With no subscribers Append does nothing
-// but read one counter.
+// the batch's events and Committed hands the batch to the hub's own
+// goroutine with one non-blocking send, whatever the number of
+// subscribers. That goroutine offers it to each subscriber with a
+// non-blocking send into the subscriber's bounded buffer; a subscriber
+// whose buffer is full is dropped at once (its Gone channel closes). The
+// writer never waits on anyone: should the hub's goroutine itself fall
+// behind by feedSize batches, every subscriber is dropped instead. With no
+// subscribers Append does nothing but read one counter.
 //
 // A subscriber may see a batch that starts past the position it had read
 // up to (it subscribed in the middle of a batch, or after its last read of
@@ -25,7 +28,12 @@ type Hub struct {
 	subs    map[*Sub]struct{}
 	closed  bool
 	pending []Event // writer goroutine only
+	feed    chan []Event
+	done    chan struct{}
 }
+
+// feedSize is how many committed batches may wait for the hub's goroutine.
+const feedSize = 1024
 
 // Sub is one subscriber of a Hub.
 type Sub struct {
@@ -42,7 +50,32 @@ const (
 )
 
 // NewHub returns a hub with no subscribers.
-func NewHub() *Hub { return &Hub{subs: map[*Sub]struct{}{}} }
+func NewHub() *Hub {
+	h := &Hub{subs: map[*Sub]struct{}{}, feed: make(chan []Event, feedSize), done: make(chan struct{})}
+	go h.fanOut()
+	return h
+}
+
+// fanOut offers each committed batch to every subscriber, off the writer's
+// goroutine, until Close.
+func (h *Hub) fanOut() {
+	for {
+		select {
+		case batch := <-h.feed:
+			h.mu.Lock()
+			for s := range h.subs {
+				select {
+				case s.c <- batch:
+				default:
+					h.drop(s, ReasonSlow)
+				}
+			}
+			h.mu.Unlock()
+		case <-h.done:
+			return
+		}
+	}
+}
 
 // Subscribe adds a subscriber whose buffer holds up to buffer batches (at
 // least 1). It fails only once the hub is closed.
@@ -104,6 +137,9 @@ func (h *Hub) drop(s *Sub, reason string) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.closed {
+		close(h.done)
+	}
 	h.closed = true
 	for s := range h.subs {
 		h.drop(s, ReasonShutdown)
@@ -134,23 +170,25 @@ func (h *Hub) Rewind(head Head) {
 // Flush is part of Hook: nothing to write.
 func (h *Hub) Flush(context.Context, Querier) error { return nil }
 
-// Committed is part of Hook: it offers the batch to every subscriber
-// without waiting; a subscriber with a full buffer is dropped.
+// Committed is part of Hook: it hands the batch to the hub's goroutine
+// without waiting.
 func (h *Hub) Committed(Head) {
 	if len(h.pending) == 0 {
 		return
 	}
 	batch := h.pending
 	h.pending = nil // the batch now belongs to the subscribers
-	h.mu.Lock()
-	for s := range h.subs {
-		select {
-		case s.c <- batch:
-		default:
+	select {
+	case h.feed <- batch:
+	default:
+		// The hub is behind: no subscriber can be told in order any more.
+		// They resume from the log.
+		h.mu.Lock()
+		for s := range h.subs {
 			h.drop(s, ReasonSlow)
 		}
+		h.mu.Unlock()
 	}
-	h.mu.Unlock()
 }
 
 // After returns up to limit events with position > after, in order, that
