@@ -228,6 +228,9 @@ func TestStreamResumesExactly(t *testing.T) {
 				if !ok {
 					t.Fatalf("the stream ended")
 				}
+				if e.id != last+1 {
+					t.Fatalf("got position %d after %d: a gap or a duplicate", e.id, last)
+				}
 				seen = append(seen, e.id)
 				last = e.id
 			case <-time.After(20 * time.Second):
