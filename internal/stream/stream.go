@@ -92,6 +92,7 @@ var name = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // request is what a stream asks for.
 type request struct {
+	page   bool // ?names=page: the SSE event names are "ticket" and "comments" (live pages)
 	after  int64
 	filter events.Filter
 }
@@ -127,6 +128,7 @@ func parse(c echo.Context) (request, error) {
 		}
 		r.filter.AggregateType, r.filter.AggregateID = "ticket", strconv.FormatInt(id, 10)
 	}
+	r.page = q.Get("names") == "page"
 	types := q["type"]
 	if len(types) > maxTypes {
 		return r, errs.Field("type", "At most %d event types may be asked for at once.", maxTypes)
@@ -162,7 +164,7 @@ func (h *Handler) Stream(c echo.Context) error {
 		return err
 	}
 	defer h.release(u.ID)
-	s := &session{h: h, c: c, ctx: ctx, person: u.ID, filter: r.filter, last: r.after,
+	s := &session{h: h, c: c, ctx: ctx, person: u.ID, filter: r.filter, last: r.after, page: r.page,
 		rc: http.NewResponseController(c.Response()), projects: map[string]string{}}
 	if err := s.refresh(); err != nil {
 		return err
@@ -189,6 +191,7 @@ type session struct {
 	rc       *http.ResponseController
 	person   string
 	filter   events.Filter
+	page     bool
 	last     int64 // the last position the client was sent (or skipped past)
 	visible  map[string]bool
 	all      bool
@@ -336,7 +339,14 @@ func (s *session) send(evs []events.Event) bool {
 		if err != nil {
 			return false
 		}
-		buf = fmt.Appendf(buf, "id: %d\nevent: %s\ndata: %s\n\n", e.Position, e.Type, data)
+		name := e.Type
+		if s.page { // pages speak to people: no event types in their HTML
+			name = "ticket"
+			if strings.HasPrefix(e.Type, "comment_") {
+				name = "comments"
+			}
+		}
+		buf = fmt.Appendf(buf, "id: %d\nevent: %s\ndata: %s\n\n", e.Position, name, data)
 		if len(buf) > 64<<10 {
 			if s.write(string(buf)) != nil {
 				return false
