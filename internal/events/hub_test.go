@@ -99,4 +99,3 @@ func BenchmarkHubSubscribers(b *testing.B) {
 		})
 	}
 }
-
