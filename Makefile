@@ -92,6 +92,7 @@ generate:
 assets:
 	npm install --no-audit --no-fund
 	cp node_modules/htmx.org/dist/htmx.min.js static/htmx.min.js
+	cp node_modules/htmx-ext-sse/dist/sse.min.js static/htmx-ext-sse.min.js
 	cp node_modules/@picocss/pico/css/pico.min.css static/pico.min.css
 
 bench:

@@ -14,6 +14,7 @@ import (
 	"braid/internal/events"
 	"braid/internal/hooks"
 	"braid/internal/notify"
+	"braid/internal/stream"
 	"braid/internal/tickets"
 	"braid/internal/tlog"
 	"braid/migrations"
@@ -26,6 +27,8 @@ type app struct {
 	types  types
 	writer *events.Writer
 	tree   *tlog.Tree // the transparency tree, kept by the writer
+	// stream serves GET /events/stream from the writer's hub.
+	stream *stream.Handler
 	log    *slog.Logger
 	mailOn bool // serve mails digests (--smtp-url)
 	// passkeys binds WebAuthn to the site's address (passkey.go); nil:
@@ -85,7 +88,8 @@ func openApp(ctx context.Context, path string, log *slog.Logger, obs ...events.O
 	}
 	reg, t := registry()
 	tree := tlog.New()
-	opt := events.WriterOptions{Clock: time.Now, Logger: log, Hooks: []events.Hook{tree}}
+	hub := events.NewHub()
+	opt := events.WriterOptions{Clock: time.Now, Logger: log, Hooks: []events.Hook{tree, hub}}
 	if len(obs) > 0 {
 		opt.Observer = obs[0]
 	}
@@ -94,7 +98,7 @@ func openApp(ctx context.Context, path string, log *slog.Logger, obs ...events.O
 		db.Close()
 		return nil, fail(exitFailed, "%v", err)
 	}
-	return &app{db: db, reg: reg, types: t, writer: w, tree: tree, log: log}, nil
+	return &app{db: db, reg: reg, types: t, writer: w, tree: tree, log: log, stream: &stream.Handler{Hub: hub}}, nil
 }
 
 // Close drains the writer, then closes the database.

@@ -172,6 +172,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 
 	// The log.
 	u.GET("/events", w.Feed)
+	if w.Stream != nil { // every event after a position, then live (SSE)
+		u.GET("/events/stream", w.Stream)
+	}
 	u.GET("/events/:position", w.Event)
 
 	// Anchors: receipts from outside witnesses.

@@ -39,6 +39,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	of := addOpsFlags(fs, e)
 	rf := addReplicaFlags(fs, e.getenv)
 	hf := addWebhookFlags(fs)
+	sf := addStreamFlags(fs)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -63,6 +64,9 @@ func serve(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if err := rf.check(); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
 		return err
 	}
 	if *rf.follow != "" {
@@ -100,6 +104,7 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer a.Close()
+	sf.apply(a.stream)
 	rep, err := rf.startReplication(ctx, a, log)
 	if err != nil {
 		return err
@@ -204,6 +209,7 @@ func serve(ctx context.Context, e env, args []string) error {
 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs.RegisterOnShutdown(a.stream.Hub.Close) // live streams end, saying so
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -268,6 +274,9 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	projects := &access.Handlers{Env: w, Service: &access.Service{Writer: a.writer, Types: a.types.access},
 		Lookup: auth.IDByUsername, Describe: tickets.Describe, Invite: people.Service.InviteToProject}
 	webhooks := &hooks.Handlers{Env: w, Service: &hooks.Service{Writer: a.writer, Registry: a.reg, Types: a.types.hooks, Check: hooks.Checker(a.webhookPrivate)}}
+	if a.stream != nil {
+		a.stream.Env, w.Stream = w, a.stream.Stream
+	}
 	routes(e, w, people, tix, inbox, projects, webhooks, mon, secure)
 	return e
 }

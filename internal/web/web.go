@@ -58,6 +58,8 @@ type Env struct {
 	Mirror func(ctx context.Context) (banner, source string)
 	// Replica is replication (serve --replicate or --follow); nil: none.
 	Replica *Replica
+	// Stream serves GET /events/stream (internal/stream); nil: no route.
+	Stream echo.HandlerFunc
 }
 
 // People resolves every person id in ids with one query and returns how
