@@ -292,3 +292,73 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// TestOpenAPIDocumentServed: /api/openapi.json is public and is the
+// embedded document, byte for byte.
+func TestOpenAPIDocumentServed(t *testing.T) {
+	s := startServer(t)
+	a := newBrowser(t, s.URL).do("GET", "/api/openapi.json", nil, "Accept", "application/json")
+	if a.status != http.StatusOK || !isJSON(a.header.Get("Content-Type")) || a.body != string(api.Document) {
+		t.Fatalf("GET /api/openapi.json: %d %q, %d bytes (want 200 JSON, the %d bytes of internal/api/openapi.json)",
+			a.status, a.header.Get("Content-Type"), len(a.body), len(api.Document))
+	}
+}
+
+// TestOpenAPICheckCatchesDrift: the check that TestMain runs finds an
+// answer that lost a required field, a JSON route the document lacks, an
+// HTML answer to a JSON request, a wrong error shape and a wrong type, and
+// passes the same answers when they are right.
+func TestOpenAPICheckCatchesDrift(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.register("ada")
+	id := strings.TrimPrefix(b.open("Drift"), "/tickets/")
+	rec := &apiRecorder{next: http.DefaultTransport}
+	client := &http.Client{Jar: b.c.Jar, Transport: rec, CheckRedirect: b.c.CheckRedirect}
+	get := func(path string) {
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		req.Header.Set("Accept", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	get("/tickets")
+	get("/tickets/" + id)
+	get("/tickets/999999")
+	if got := rec.check(); len(got) != 0 || rec.checked != 3 {
+		t.Fatalf("true answers: checked %d (want 3), problems %q", rec.checked, got)
+	}
+	edit := func(i int, f func(m map[string]any)) {
+		var m map[string]any
+		if err := json.Unmarshal(rec.pairs[i].body, &m); err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		rec.pairs[i].body, _ = json.Marshal(m)
+	}
+	edit(0, func(m map[string]any) { delete(m, "tickets") })
+	edit(1, func(m map[string]any) { m["ticket"].(map[string]any)["version"] = "7" })
+	edit(2, func(m map[string]any) { m["error"] = "not found" })
+	html := rec.pairs[0]
+	html.header = html.header.Clone()
+	html.header.Set("Content-Type", "text/html; charset=UTF-8")
+	unknown := rec.pairs[1]
+	unknown.path = "/tickets/" + id + "/secret"
+	rec.pairs = append(rec.pairs, html, unknown)
+	rec.checked = 0
+	got := strings.Join(rec.check(), "\n")
+	for _, want := range []string{
+		`GET /tickets 200: `, `"tickets"`,
+		`GET /tickets/{id} 200: `, `version`,
+		`GET /tickets/{id} 404: `,
+		`asked for JSON, answered "text/html`,
+		`GET /tickets/` + id + `/secret 200: answers JSON but the document has no such route`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the check missed %q; it said:\n%s", want, got)
+		}
+	}
+}
