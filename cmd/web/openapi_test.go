@@ -35,16 +35,15 @@ func TestMain(m *testing.M) {
 	rec := &apiRecorder{next: http.DefaultTransport}
 	http.DefaultTransport = rec
 	code := m.Run()
-	if code == 0 {
-		if problems := rec.check(); len(problems) > 0 {
-			fmt.Fprintf(os.Stderr, "FAIL: %d answers of the HTTP tests do not match internal/api/openapi.json:\n", len(problems))
-			for _, p := range problems {
-				fmt.Fprintln(os.Stderr, "  "+p)
-			}
-			code = 1
-		} else if testing.Verbose() {
-			fmt.Fprintf(os.Stderr, "openapi: %d answers checked against internal/api/openapi.json\n", rec.checked)
+	// Checked even when a test failed: a mismatch is worth knowing then too.
+	if problems := rec.check(); len(problems) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d answers of the HTTP tests do not match internal/api/openapi.json:\n", len(problems))
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "  "+p)
 		}
+		code = 1
+	} else if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "openapi: %d answers checked against internal/api/openapi.json\n", rec.checked)
 	}
 	os.Exit(code)
 }
