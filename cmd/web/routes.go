@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"braid/internal/access"
+	"braid/internal/api"
 	"braid/internal/auth"
 	"braid/internal/hooks"
 	"braid/internal/notify"
@@ -49,6 +50,8 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	e.GET("/tile/*", tiles(w.DB, false))
 	e.GET("/proof/inclusion", inclusionProof(w.DB))
 	e.GET("/proof/consistency", consistencyProof(w.DB))
+	// The OpenAPI 3.1 document of every JSON route (internal/api).
+	e.GET("/api/openapi.json", api.Serve)
 
 	// A token bound to the browser's secret and its session, rotated at
 	// sign-in and sign-out; from the form body or a header, never the query.
