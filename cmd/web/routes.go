@@ -93,7 +93,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// /login (303) before anything else is looked at.
 	// A command's JSON body becomes the form its handler reads, once the
 	// person and the CSRF token (or a token) are checked (jsonbody.go).
-	u := s.Group("", auth.RequireUser, csrf, jsonBody)
+	u := s.Group("", auth.RequireUser, csrf, jsonBody, botScope(w))
 
 	// People: profiles, and one's own account.
 	u.GET("/people/:username", people.Profile)
@@ -128,6 +128,8 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/p/:slug/people/revoke", projects.Revoke)
 	u.POST("/p/:slug/everyone", projects.SetEveryone)
 	u.POST("/p/:slug/invitations", projects.CreateInvitation)
+	// A bot token bound to this project (owners; from a browser only).
+	u.POST("/p/:slug/tokens", people.CreateProjectToken)
 	u.GET("/p/:slug/history", projects.History)
 	// Its webhooks (internal/hooks): owners and site admins.
 	u.GET("/p/:slug/webhooks", webhooks.List)

@@ -133,7 +133,7 @@ func (h *Handlers) people(c echo.Context, status int, set func(v *templates.Proj
 		return err
 	}
 	v := templates.ProjectPeopleView{Slug: p.Slug, Name: p.Name, Everyone: p.EveryoneMember, CanManage: role >= Table[ManageRoles],
-		Grant: web.Form(c), Setting: web.Form(c), Invite: web.Form(c)}
+		Grant: web.Form(c), Setting: web.Form(c), Invite: web.Form(c), Bot: web.Form(c)}
 	v.Invite.Values["expires_in"] = "72"
 	for _, m := range ms {
 		v.Members = append(v.Members, templates.ProjectMember{Who: who(m.Person), Role: m.Role, GrantedBy: who(m.GrantedBy),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"braid/internal/access"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -59,6 +60,9 @@ type TokenCreated struct {
 	Name      string   `json:"name"`
 	Scopes    []string `json:"scopes"`
 	ExpiresAt string   `json:"expires_at"`
+	// Project binds a bot token to one project (made on its people page):
+	// it acts as its maker there and nowhere else. Absent for a personal token.
+	Project string `json:"project,omitempty"`
 }
 
 // TokenRevoked is the payload of token_revoked.
@@ -71,8 +75,8 @@ func registerTokens(reg *events.Registry, t *Types) {
 	t.TokenRevoked = events.Define[TokenRevoked](reg, "token_revoked", 1)
 	p := reg.NewProjection("tokens", "tokens")
 	events.On(reg, p, t.TokenCreated, func(ctx context.Context, q events.Querier, e *events.Event, d TokenCreated) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO tokens (id, user_id, name, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			d.Token, e.Actor, d.Name, strings.Join(d.Scopes, " "), e.OccurredAt, d.ExpiresAt)
+		_, err := q.ExecContext(ctx, `INSERT INTO tokens (id, user_id, name, scopes, created_at, expires_at, project) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			d.Token, e.Actor, d.Name, strings.Join(d.Scopes, " "), e.OccurredAt, d.ExpiresAt, d.Project)
 		return err
 	})
 	events.On(reg, p, t.TokenRevoked, func(ctx context.Context, q events.Querier, e *events.Event, d TokenRevoked) error {
@@ -87,6 +91,7 @@ type NewToken struct {
 	Name    string
 	Scopes  []string
 	Expires time.Time
+	Project string // a bot token's project (its maker must be an owner there); "" for a personal token
 }
 
 // CreatedToken is a token just made: Secret is shown once and never again
@@ -160,10 +165,24 @@ func (s *Service) CreateToken(ctx context.Context, actor string, in NewToken, co
 	rand.Read(raw[:])
 	tok := CreatedToken{ID: "tok_" + events.NewID()[:16], Secret: TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])}
 	exp := in.Expires.UTC().Format(time.RFC3339Nano)
+	fp := events.Fingerprint("create_token", in.Name, strings.Join(scopes, " "), exp)
+	if in.Project != "" {
+		fp = events.Fingerprint("create_token", in.Name, strings.Join(scopes, " "), exp, in.Project)
+	}
 	res, err := s.Writer.Do(ctx, events.Command{
 		ID: commandID, Actor: actor,
-		Fingerprint: events.Fingerprint("create_token", in.Name, strings.Join(scopes, " "), exp),
+		Fingerprint: fp,
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+			if in.Project != "" {
+				// A bot token: only who may manage the project's roles
+				// (its owners, site admins) may make one.
+				if err := access.Can(ctx, tx.Q(), actor, access.Read, in.Project); err != nil {
+					return nil, err
+				}
+				if err := access.Can(ctx, tx.Q(), actor, access.ManageRoles, in.Project); err != nil {
+					return nil, err
+				}
+			}
 			var n int
 			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE user_id = ? AND revoked_at = '' AND expires_at > ?`,
 				actor, tx.Now().UTC().Format(time.RFC3339Nano)).Scan(&n); err != nil {
@@ -173,7 +192,7 @@ func (s *Service) CreateToken(ctx context.Context, actor string, in NewToken, co
 				return nil, errs.Field("name", "You have %d live tokens, the most allowed: revoke one first.", n)
 			}
 			return []events.Change{{AggregateType: TokenAggregate, AggregateID: tok.ID, Expect: 0,
-				Events: []events.Pending{s.Types.TokenCreated.New(TokenCreated{Token: tok.ID, Name: in.Name, Scopes: scopes, ExpiresAt: exp})}}}, nil
+				Events: []events.Pending{s.Types.TokenCreated.New(TokenCreated{Token: tok.ID, Name: in.Name, Scopes: scopes, ExpiresAt: exp, Project: in.Project})}}}, nil
 		},
 		After: func(ctx context.Context, q events.Querier, _ []events.Event) error {
 			_, err := q.ExecContext(ctx, `INSERT INTO token_secrets (token_hash, token_id) VALUES (?, ?)`, tokenHash(tok.Secret), tok.ID)
@@ -226,11 +245,12 @@ type TokenInfo struct {
 	CreatedAt string   `json:"created_at"`
 	ExpiresAt string   `json:"expires_at"`
 	RevokedAt string   `json:"revoked_at,omitempty"`
+	Project   string   `json:"project,omitempty"` // a bot token's one project
 }
 
 // Tokens lists a person's tokens, newest first.
 func Tokens(ctx context.Context, q events.Querier, person string) ([]TokenInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, name, scopes, created_at, expires_at, revoked_at FROM tokens WHERE user_id = ? ORDER BY created_at DESC`, person)
+	rows, err := q.QueryContext(ctx, `SELECT id, name, scopes, created_at, expires_at, revoked_at, project FROM tokens WHERE user_id = ? ORDER BY created_at DESC`, person)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -239,7 +259,7 @@ func Tokens(ctx context.Context, q events.Querier, person string) ([]TokenInfo, 
 	for rows.Next() {
 		var t TokenInfo
 		var scopes string
-		if err := rows.Scan(&t.ID, &t.Name, &scopes, &t.CreatedAt, &t.ExpiresAt, &t.RevokedAt); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &scopes, &t.CreatedAt, &t.ExpiresAt, &t.RevokedAt, &t.Project); err != nil {
 			return nil, err
 		}
 		t.Scopes = strings.Fields(scopes)
@@ -249,8 +269,8 @@ func Tokens(ctx context.Context, q events.Querier, person string) ([]TokenInfo, 
 }
 
 type liveToken struct {
-	id, user string
-	scopes   []string
+	id, user, project string
+	scopes            []string
 }
 
 var errBadToken = errs.E(errs.Unauthorized, "The token is not valid: it is wrong, expired or revoked.")
@@ -262,8 +282,8 @@ func findToken(ctx context.Context, q events.Querier, secret string, now time.Ti
 		return t, errBadToken
 	}
 	var scopes, exp, revoked string
-	err := q.QueryRowContext(ctx, `SELECT t.id, t.user_id, t.scopes, t.expires_at, t.revoked_at FROM token_secrets s
-		JOIN tokens t ON t.id = s.token_id WHERE s.token_hash = ?`, tokenHash(secret)).Scan(&t.id, &t.user, &scopes, &exp, &revoked)
+	err := q.QueryRowContext(ctx, `SELECT t.id, t.user_id, t.scopes, t.expires_at, t.revoked_at, t.project FROM token_secrets s
+		JOIN tokens t ON t.id = s.token_id WHERE s.token_hash = ?`, tokenHash(secret)).Scan(&t.id, &t.user, &scopes, &exp, &revoked, &t.project)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errBadToken
 	}
@@ -282,7 +302,7 @@ func findToken(ctx context.Context, q events.Querier, secret string, now time.Ti
 // a browser session (a token must not mint tokens or change a password).
 func scopeFor(method, path string) string {
 	switch {
-	case strings.HasPrefix(path, "/account/"), path == "/login", strings.HasPrefix(path, "/login/"), path == "/logout",
+	case strings.HasPrefix(path, "/account/"), path == "/p/:slug/tokens", path == "/login", strings.HasPrefix(path, "/login/"), path == "/logout",
 		path == "/register", strings.HasPrefix(path, "/reset/"), strings.HasPrefix(path, "/join/"):
 		return ""
 	case method == http.MethodGet || method == http.MethodHead:
@@ -331,7 +351,7 @@ func (h *Handlers) Bearer(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		ctx = web.WithUser(ctx, web.User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName})
-		c.SetRequest(req.WithContext(web.WithToken(ctx, web.Token{ID: t.id, Scopes: t.scopes})))
+		c.SetRequest(req.WithContext(web.WithToken(ctx, web.Token{ID: t.id, Scopes: t.scopes, Project: t.project})))
 		return next(c)
 	}
 }

@@ -90,7 +90,7 @@ func (h *Handlers) Create(c echo.Context) error {
 		return errs.E(errs.NotFound, "There is no project %q, or you may not see it.", slug)
 	}
 	id, secret, err := h.Service.Create(ctx, actor(c), slug, c.FormValue("url"), c.FormValue("events"), c.FormValue("command_id"))
-	if errs.Code(err) == errs.Invalid {
+	if errs.Code(err) == errs.Invalid && !web.WantsJSON(c) {
 		return h.list(c, http.StatusUnprocessableEntity, web.WithError(web.Form(c, "url", "events"), err), func(*templates.WebhooksView) {})
 	}
 	if err != nil {
@@ -145,6 +145,14 @@ func (h *Handlers) show(c echo.Context, status int, set func(v *templates.Webhoo
 }
 
 func (h *Handlers) back(c echo.Context, msg string) error {
+	if web.WantsJSON(c) {
+		// A script gets the webhook as it now is (docs/api.md).
+		w, err := Get(c.Request().Context(), h.Env.DB.Read, c.Param("slug"), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"webhook": w, "message": msg})
+	}
 	h.Env.Flash(c, msg)
 	return web.Redirect(c, "/p/"+c.Param("slug")+"/webhooks/"+c.Param("id"))
 }
@@ -155,7 +163,7 @@ func (h *Handlers) Change(c echo.Context) error {
 		return err
 	}
 	err := h.Service.Change(c.Request().Context(), actor(c), c.Param("slug"), c.Param("id"), c.FormValue("url"), c.FormValue("events"), c.FormValue("command_id"))
-	if errs.Code(err) == errs.Invalid {
+	if errs.Code(err) == errs.Invalid && !web.WantsJSON(c) {
 		f := web.WithError(web.Form(c, "url", "events"), err)
 		return h.show(c, http.StatusUnprocessableEntity, func(v *templates.WebhookView) { v.Change = f })
 	}
@@ -204,6 +212,9 @@ func (h *Handlers) Redeliver(c echo.Context) error {
 		if ok, err = Delivered(ctx, h.Env.DB.Read, w.ID, pos); err != nil {
 			return err
 		}
+	}
+	if !ok && web.WantsJSON(c) {
+		return errs.Field("position", "Only an event this webhook was sent before may be sent again.")
 	}
 	if !ok {
 		return h.show(c, http.StatusUnprocessableEntity, func(v *templates.WebhookView) {

@@ -15,6 +15,9 @@ import (
 type Token struct {
 	ID     string
 	Scopes []string // read, write, admin
+	// Project is a bot token's one project: it may act there and nowhere
+	// else (cmd/web botscope.go); "" for a personal token.
+	Project string
 }
 
 // Has says whether the token carries scope.
