@@ -144,6 +144,9 @@ func parse(c echo.Context) (request, error) {
 
 // Stream answers GET /events/stream.
 func (h *Handler) Stream(c echo.Context) error {
+	// A refusal before the stream starts is for a program (an EventSource
+	// or a script), never a page: the error table's JSON.
+	c.Request().Header.Set(echo.HeaderAccept, echo.MIMEApplicationJSON)
 	ctx := c.Request().Context()
 	u, ok := web.CurrentUser(ctx)
 	if !ok {
