@@ -58,8 +58,17 @@ check-templ:
 
 # The fuzz targets' seed corpora run in `make fuzz` (without -race: under
 # it, their bcrypt sign-ins take minutes); plain `go test ./...` runs them too.
+#
+# The race detector runs on every package but cmd/web, and on cmd/web's
+# tests of concurrent paths (parallel sign-ins, first person, tokens'
+# limits, streams, replication, metrics, webhooks): the whole HTTP suite
+# under -race takes over 25 minutes on two cores, so the rest of it runs
+# once without.
+RACE_WEB = Parallel|OnlyOneFirstPerson|TokenRateLimit|TestStream|TestHub|Replicate|Follower|TestMetrics|TestWebhookResumes|Idempot
 gotest:
-	$(GO) test -race -timeout 25m -skip '^Fuzz' ./...
+	$(GO) test -race -timeout 20m -skip '^Fuzz' $$($(GO) list ./... | grep -v '/cmd/web$$')
+	$(GO) test -timeout 20m -skip '^Fuzz' ./cmd/web/
+	$(GO) test -race -timeout 15m -run '$(RACE_WEB)' ./cmd/web/
 
 # Fuzz every `func FuzzX` in the repository for FUZZTIME each, one target
 # at a time in its own package (go test -fuzz takes one target). Every
