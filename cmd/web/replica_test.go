@@ -25,6 +25,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"braid/internal/replica"
+	"braid/internal/tickets"
 )
 
 // fakeS3 starts an S3-compatible server on 127.0.0.1 (gofakes3, in
@@ -442,5 +443,113 @@ func TestReplicaFlagsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+var followerLineRE = regexp.MustCompile(`follower position=(\d+) lag=`)
+
+// followed reads a follower's position from /healthz.
+func followed(t *testing.T, base string) int64 {
+	t.Helper()
+	res, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	bufio.NewReader(res.Body).WriteTo(&b)
+	m := followerLineRE.FindStringSubmatch(b.String())
+	if m == nil {
+		t.Fatalf("/healthz %q has no follower line", b.String())
+	}
+	p, _ := strconv.ParseInt(m[1], 10, 64)
+	return p
+}
+
+// TestFollowerCatchesUpAfterCompaction: the primary's replica compacts
+// level-0 files into level 1 every second and prunes them a second later;
+// a follower that looks only every 4 seconds finds the files for its next
+// transactions gone, catches up from the compacted ones, and holds the
+// primary's log event for event.
+func TestFollowerCatchesUpAfterCompaction(t *testing.T) {
+	rurl := fakeS3(t, "compact")
+	ctx := context.Background()
+	a, err := openApp(ctx, filepath.Join(t.TempDir(), "primary.db"), testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	head := func(context.Context) (int64, error) { return a.writer.Head().Position, nil }
+	rep, err := replica.Start(ctx, a.db.Path, rurl, head, testLogger(), replica.Options{Every: 100 * time.Millisecond,
+		Compaction: &replica.Compaction{L1: time.Second, L2: 2 * time.Second, L0Retention: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close(ctx)
+	tix := tickets.NewService(a.writer, a.reg, a.types.tickets)
+	write := func(n int) int64 {
+		for i := range n {
+			if _, err := tix.Open(ctx, "alice", tickets.Draft{Title: fmt.Sprintf("ticket %d", i)}, ""); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // one transaction, one level-0 file, each
+		}
+		h := a.writer.Head().Position
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if p, _, _ := rep.Status(); p >= h {
+				return h
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the replica did not reach position %d", h)
+			}
+		}
+	}
+	write(3)
+	f := startServer(t, "--follow", rurl, "--follow-every", "4s")
+	started := time.Now()
+	client, err := replica.NewClient(ctx, rurl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level0 := func() (n int) {
+		itr, err := client.LTXFiles(ctx, 0, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer itr.Close()
+		for itr.Next() {
+			n++
+		}
+		return n
+	}
+	for round := range 1 {
+		before := followed(t, f.URL)
+		h := write(5)
+		// Wait until the level-0 files of those writes are gone (pruned
+		// after compaction) while the follower has not yet looked.
+		for deadline := time.Now().Add(10 * time.Second); level0() > 1; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the replica kept %d level-0 files", round, level0())
+			}
+		}
+		if p := followed(t, f.URL); p != before {
+			t.Fatalf("round %d: the follower moved from %d to %d before the level-0 files were pruned: look less often", round, before, p)
+		}
+		for deadline := time.Now().Add(15 * time.Second); followed(t, f.URL) < h; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the follower stayed at %d after compaction, the primary is at %d\n%s", round, followed(t, f.URL), h, f.Log)
+			}
+		}
+	}
+	t.Logf("writes, compaction and catch-up in %s", time.Since(started).Round(time.Millisecond))
+	f.stop()
+	primary, copy := eventHashes(t, a.db.Path), eventHashes(t, f.DB)
+	if len(copy) != len(primary) {
+		t.Fatalf("the follower holds %d events, the primary %d", len(copy), len(primary))
+	}
+	for i := range primary {
+		if copy[i] != primary[i] {
+			t.Fatalf("event %d differs between the primary and the follower", i+1)
+		}
 	}
 }
