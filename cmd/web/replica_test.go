@@ -23,6 +23,7 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	dto "github.com/prometheus/client_model/go"
 
 	"braid/internal/replica"
 	"braid/internal/tickets"
@@ -353,7 +354,8 @@ func TestFollowerServesSameTicketJSON(t *testing.T) {
 		t.Fatalf("new ticket: %d", a.status)
 	}
 	waitReplicated(t, p.URL, int64(countEvents(t, p.DB)))
-	f := startServer(t, "--follow", rurl, "--primary-url", "https://primary.example", "--follow-every", "200ms")
+	f := startServer(t, "--follow", rurl, "--primary-url", "https://primary.example", "--follow-every", "200ms",
+		"--metrics-addr", "127.0.0.1:0", "--metrics-token", testMetricsToken, "--log-format", "json")
 	// Both listen on 127.0.0.1: the session cookie (replicated with the
 	// database) goes to both.
 	fb := &browser{tb: t, base: f.URL, c: b.c}
@@ -383,6 +385,28 @@ func TestFollowerServesSameTicketJSON(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("the follower served the primary's ticket JSON %s after the write (N = %s)", time.Since(wrote).Round(time.Millisecond), followLag)
+
+	// Its metrics, on their own address and behind the token on the main
+	// one, say the position /healthz says: the primary's head.
+	m := metricsURL.FindStringSubmatch(f.Log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the follower's log:\n%s", f.Log.String())
+	}
+	head := float64(countEvents(t, p.DB))
+	if pos := followed(t, f.URL); float64(pos) != head {
+		t.Fatalf("the follower's /healthz says position %d, the primary's head is %v", pos, head)
+	}
+	for _, fams := range []map[string]*dto.MetricFamily{scrape(t, m[1], ""), scrape(t, f.URL+"/metrics", testMetricsToken)} {
+		if got := value(fams, "braid_replication_position", nil); got != head {
+			t.Errorf("follower braid_replication_position %v, want %v", got, head)
+		}
+		if got := value(fams, "braid_head_position", nil); got != head {
+			t.Errorf("follower braid_head_position %v, want %v", got, head)
+		}
+		if lag := value(fams, "braid_replication_lag_seconds", nil); lag < 0 || lag > followLag.Seconds() {
+			t.Errorf("follower braid_replication_lag_seconds %v", lag)
+		}
+	}
 
 	page := fb.get("/tickets/1")
 	if !strings.Contains(page.body, "read-only copy") || !strings.Contains(page.body, "https://primary.example") {
@@ -422,6 +446,7 @@ func TestReplicaFlagsRefused(t *testing.T) {
 		{"primary url not http", []string{"serve", "--db", fresh, "--follow", empty, "--primary-url", "javascript:alert(1)"}, "want an http or https URL"},
 		{"primary url without follow", []string{"serve", "--db", fresh, "--primary-url", "https://p.example"}, "--primary-url needs --follow"},
 		{"replicate to an unknown scheme", []string{"serve", "--db", fresh, "--replicate", "http://bucket/x"}, "want file:///path or s3://"},
+		{"follow with scheduled exports", []string{"serve", "--db", fresh, "--follow", empty, "--export-every", "1h", "--export-dir", dir}, "a follower records nothing"},
 		{"follow into a foreign file", []string{"serve", "--db", existing, "--follow", empty}, "not a follower's copy"},
 		{"restore without a URL", []string{"restore", "--db", fresh}, "want the replica's URL first"},
 		{"restore into an existing file", []string{"restore", empty, "--db", existing}, "already exists"},
