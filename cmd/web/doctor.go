@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -34,13 +35,15 @@ func doctor(ctx context.Context, e env, args []string) error {
 			return fail(exitFailed, "--replicate %q: want file:///path or s3://bucket/path?endpoint=…", redactURL(u))
 		}
 		d.ReplicaURL = redactURL(u)
-		d.Replica = func(ctx context.Context) (ops.ReplicaHead, error) {
-			h, err := replica.ReadHead(ctx, u, "")
+		d.Replica = func(ctx context.Context, local int64) (ops.ReplicaHead, error) {
+			h, err := replica.ReadHead(ctx, u, "", local)
 			if err != nil {
 				return ops.ReplicaHead{}, errors.New(errMessage(err))
 			}
-			return ops.ReplicaHead{Position: h.Position, Hash: h.Hash, Written: h.Written}, nil
+			return ops.ReplicaHead{Position: h.Position, Hash: h.Hash, Written: h.Written, At: h.At, Next: h.Next}, nil
 		}
+		_, err := os.Stat(*dbPath + "-follower") // serve --follow's marker
+		d.Follower = err == nil
 	}
 	db, err := openReadOnly(ctx, *dbPath)
 	if err != nil {

@@ -577,4 +577,21 @@ func TestFollowerCatchesUpAfterCompaction(t *testing.T) {
 			t.Fatalf("event %d differs between the primary and the follower", i+1)
 		}
 	}
+
+	// web doctor on the follower's copy: it trails the replica, which is
+	// not a failure while the events it lacks are recent.
+	doctor := func(args ...string) (int, string) {
+		code, out, _ := runWeb(t, append([]string{"doctor", "--db", f.DB, "--replicate", rurl}, args...)...)
+		return code, doctorLines(out)["replication"]
+	}
+	if _, l := doctor(); !strings.HasPrefix(l, "ok ") || !strings.Contains(l, fmt.Sprintf("holds the whole log, up to position %d", len(primary))) {
+		t.Errorf("doctor on a follower's copy caught up: %q", l)
+	}
+	h := write(2)
+	if _, l := doctor(); !strings.HasPrefix(l, "ok ") || !strings.Contains(l, fmt.Sprintf("up to position %d of the %d", len(primary), h)) {
+		t.Errorf("doctor on a follower's copy just behind: %q", l)
+	}
+	if _, l := doctor("--replica-within", "1ms"); !strings.HasPrefix(l, "warn") || !strings.Contains(l, "is serve --follow running?") {
+		t.Errorf("doctor on a follower's copy behind for longer than --replica-within: %q", l)
+	}
 }

@@ -48,10 +48,13 @@ type Doctor struct {
 	// ExportWithin: the last good scheduled export older than this fails
 	// (default 48h); no export recorded at all only warns.
 	ExportWithin time.Duration
-	// Replica reads the replica's head (nil: replication not configured);
-	// ReplicaURL names it in messages (without secrets).
-	Replica    func(context.Context) (ReplicaHead, error)
+	// Replica reads the replica's head and its event at position local
+	// (nil: replication not configured); ReplicaURL names it in messages
+	// (without secrets). Follower says the database is a follower's copy
+	// (serve --follow), which trails the replica rather than leads it.
+	Replica    func(ctx context.Context, local int64) (ReplicaHead, error)
 	ReplicaURL string
+	Follower   bool
 	// ReplicaWithin: a replica lacking only events younger than this is
 	// ok, older ones warn (default 1m).
 	ReplicaWithin time.Duration

@@ -16,6 +16,10 @@ type ReplicaHead struct {
 	Position int64
 	Hash     [32]byte
 	Written  time.Time
+	// At is the replica's event at the local head's position (nil when it
+	// does not hold it); Next when the replica's event after it occurred.
+	At   *[32]byte
+	Next time.Time
 }
 
 // replication compares the replica's head with the local log: ok when the
@@ -32,19 +36,22 @@ func (d *Doctor) replication(ctx context.Context) Check {
 	if d.ReplicaURL != "" {
 		where += " at " + d.ReplicaURL
 	}
-	r, err := d.Replica(ctx)
-	if err != nil {
-		c.Status, c.Message = Fail, fmt.Sprintf("cannot read %s: %v", where, err)
-		return c
-	}
 	local, err := events.ReadHead(ctx, d.Read)
 	if err != nil {
 		c.Status, c.Message = Fail, err.Error()
 		return c
 	}
+	r, err := d.Replica(ctx, local.Position)
+	if err != nil {
+		c.Status, c.Message = Fail, fmt.Sprintf("cannot read %s: %v", where, err)
+		return c
+	}
 	written := ""
 	if !r.Written.IsZero() {
 		written = fmt.Sprintf(", last written %s ago", round(d.Now().Sub(r.Written)))
+	}
+	if r.Position > local.Position && d.Follower {
+		return d.following(c, where, local, r, written)
 	}
 	if r.Position > local.Position {
 		c.Status, c.Message = Fail, fmt.Sprintf("%s holds the log up to position %d, but this database ends at %d: it is not this database's replica, or this database is an older copy", where, r.Position, local.Position)
@@ -87,6 +94,25 @@ func (d *Doctor) replication(ctx context.Context) Check {
 		return c
 	}
 	c.Status, c.Message = Warn, c.Message+fmt.Sprintf(": more than %s; is serve --replicate running and the replica reachable?", d.ReplicaWithin)
+	return c
+}
+
+// following judges a follower's copy, which trails the replica: its head
+// must be the replica's event at that position; it may lack the
+// replica's newest events for up to ReplicaWithin.
+func (d *Doctor) following(c Check, where string, local events.Head, r ReplicaHead, written string) Check {
+	if local.Position > 0 && (r.At == nil || *r.At != local.Hash) {
+		c.Status, c.Message = Fail, fmt.Sprintf("this follower's copy ends with an event (position %d) that %s does not hold: it is not a copy of this replica", local.Position, where)
+		return c
+	}
+	behind := r.Position - local.Position
+	age := d.Now().Sub(r.Next)
+	c.Message = fmt.Sprintf("this follower's copy holds the log up to position %d of the %d %s holds: %d %s behind, the oldest it lacks written %s ago%s", local.Position, r.Position, where, behind, plural(behind, "event", "events"), round(age), written)
+	if age <= d.ReplicaWithin {
+		c.Status, c.Message = OK, c.Message+fmt.Sprintf(" (within %s)", d.ReplicaWithin)
+		return c
+	}
+	c.Status, c.Message = Warn, c.Message+fmt.Sprintf(": more than %s; is serve --follow running?", d.ReplicaWithin)
 	return c
 }
 
