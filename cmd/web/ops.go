@@ -89,20 +89,11 @@ func (f opsFlags) start(ctx context.Context, m *metrics.Metrics, a *app, log *sl
 		}
 	}
 	if addr := *f.metricsAddr; addr != "" {
-		ln, err := net.Listen("tcp", addr)
+		stopM, err := serveMetrics(addr, m, log)
 		if err != nil {
-			return stop, fail(exitFailed, "--metrics-addr %s: %v", addr, err)
+			return stop, err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", m.Handler())
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics listener", slog.Any("err", err))
-			}
-		}()
-		stops = append(stops, func() { hs.Close() })
-		log.Info("serving metrics", slog.String("url", "http://"+ln.Addr().String()+"/metrics"))
+		stops = append(stops, stopM)
 	}
 	if *f.exportEvery > 0 {
 		x := &ops.Exporter{Read: a.db.Read, Aux: a.db.Aux, Dir: *f.exportDir, Every: *f.exportEvery, Keep: *f.exportKeep,
@@ -114,4 +105,22 @@ func (f opsFlags) start(ctx context.Context, m *metrics.Metrics, a *app, log *sl
 		log.Info("exporting on a schedule", slog.String("dir", *f.exportDir), slog.Duration("every", *f.exportEvery), slog.Int("keep", *f.exportKeep))
 	}
 	return stop, nil
+}
+
+// serveMetrics serves /metrics, and nothing else, on addr.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fail(exitFailed, "--metrics-addr %s: %v", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener", slog.Any("err", err))
+		}
+	}()
+	log.Info("serving metrics", slog.String("url", "http://"+ln.Addr().String()+"/metrics"))
+	return func() { hs.Close() }, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"braid/internal/auth"
 	"braid/internal/events"
+	"braid/internal/metrics"
 	"braid/internal/replica"
 	"braid/internal/web"
 	"braid/static"
@@ -90,8 +91,14 @@ func redactURL(u string) string {
 
 // serveFollower serves a read-only copy of a replica: no migrations, no
 // writer, every write answered 503 with a link to the primary.
-func serveFollower(ctx context.Context, e env, rf replicaFlags, dbPath, addr string, secure bool, mode auth.RegistrationMode, ip echo.IPExtractor) error {
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+func serveFollower(ctx context.Context, e env, rf replicaFlags, of opsFlags, dbPath, addr string, secure bool, mode auth.RegistrationMode, ip echo.IPExtractor) error {
+	if *of.exportEvery > 0 {
+		return fail(exitFailed, "--export-every with --follow: a follower records nothing; schedule exports on the primary")
+	}
+	log, err := e.logger(slog.LevelInfo)
+	if err != nil {
+		return err
+	}
 	fl, err := replica.Follow(ctx, *rf.follow, dbPath, *rf.every, log)
 	if err != nil {
 		return fail(exitFailed, "--follow: %s", errMessage(err))
@@ -110,7 +117,28 @@ func serveFollower(ctx context.Context, e env, rf replicaFlags, dbPath, addr str
 	mon := web.NewMonitor(ctx, db.Read, anchorFunc(db, nil), log, 5*time.Second)
 	w.Verdict = mon.Verdict
 	w.IsAdmin = func(ctx context.Context, user string) (bool, error) { return auth.IsAdmin(ctx, db.Read, user) }
-	srv := newServer(w, a, mon, secure, mode, ip)
+	// The same metrics as a primary's where they apply: the head and the
+	// replication position are the copy's, the lag how long since it last
+	// held everything the replica held (as /healthz says).
+	m := metrics.New()
+	m.SetReplication(fl)
+	m.Watch(metrics.Gauges{
+		Head:     func() int64 { p, _, _ := fl.Status(); return p },
+		Sessions: func() (int, error) { return auth.ActiveSessions(ctx, db.Read, time.Now()) },
+	})
+	mon.OnRun = func(r web.VerifyRun) {
+		if r.Err == nil {
+			m.Verified(r.Took, r.Full)
+		}
+	}
+	if *of.metricsAddr != "" {
+		stopM, err := serveMetrics(*of.metricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopM()
+	}
+	srv := newServer(w, a, mon, secure, mode, ip, m.Middleware(*of.metricsToken))
 	srv.Pre(readOnly(*rf.primary))
 
 	ln, err := net.Listen("tcp", addr)

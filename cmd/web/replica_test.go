@@ -23,8 +23,10 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	dto "github.com/prometheus/client_model/go"
 
 	"braid/internal/replica"
+	"braid/internal/tickets"
 )
 
 // fakeS3 starts an S3-compatible server on 127.0.0.1 (gofakes3, in
@@ -352,7 +354,8 @@ func TestFollowerServesSameTicketJSON(t *testing.T) {
 		t.Fatalf("new ticket: %d", a.status)
 	}
 	waitReplicated(t, p.URL, int64(countEvents(t, p.DB)))
-	f := startServer(t, "--follow", rurl, "--primary-url", "https://primary.example", "--follow-every", "200ms")
+	f := startServer(t, "--follow", rurl, "--primary-url", "https://primary.example", "--follow-every", "200ms",
+		"--metrics-addr", "127.0.0.1:0", "--metrics-token", testMetricsToken, "--log-format", "json")
 	// Both listen on 127.0.0.1: the session cookie (replicated with the
 	// database) goes to both.
 	fb := &browser{tb: t, base: f.URL, c: b.c}
@@ -382,6 +385,28 @@ func TestFollowerServesSameTicketJSON(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("the follower served the primary's ticket JSON %s after the write (N = %s)", time.Since(wrote).Round(time.Millisecond), followLag)
+
+	// Its metrics, on their own address and behind the token on the main
+	// one, say the position /healthz says: the primary's head.
+	m := metricsURL.FindStringSubmatch(f.Log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the follower's log:\n%s", f.Log.String())
+	}
+	head := float64(countEvents(t, p.DB))
+	if pos := followed(t, f.URL); float64(pos) != head {
+		t.Fatalf("the follower's /healthz says position %d, the primary's head is %v", pos, head)
+	}
+	for _, fams := range []map[string]*dto.MetricFamily{scrape(t, m[1], ""), scrape(t, f.URL+"/metrics", testMetricsToken)} {
+		if got := value(fams, "braid_replication_position", nil); got != head {
+			t.Errorf("follower braid_replication_position %v, want %v", got, head)
+		}
+		if got := value(fams, "braid_head_position", nil); got != head {
+			t.Errorf("follower braid_head_position %v, want %v", got, head)
+		}
+		if lag := value(fams, "braid_replication_lag_seconds", nil); lag < 0 || lag > followLag.Seconds() {
+			t.Errorf("follower braid_replication_lag_seconds %v", lag)
+		}
+	}
 
 	page := fb.get("/tickets/1")
 	if !strings.Contains(page.body, "read-only copy") || !strings.Contains(page.body, "https://primary.example") {
@@ -421,6 +446,7 @@ func TestReplicaFlagsRefused(t *testing.T) {
 		{"primary url not http", []string{"serve", "--db", fresh, "--follow", empty, "--primary-url", "javascript:alert(1)"}, "want an http or https URL"},
 		{"primary url without follow", []string{"serve", "--db", fresh, "--primary-url", "https://p.example"}, "--primary-url needs --follow"},
 		{"replicate to an unknown scheme", []string{"serve", "--db", fresh, "--replicate", "http://bucket/x"}, "want file:///path or s3://"},
+		{"follow with scheduled exports", []string{"serve", "--db", fresh, "--follow", empty, "--export-every", "1h", "--export-dir", dir}, "a follower records nothing"},
 		{"follow into a foreign file", []string{"serve", "--db", existing, "--follow", empty}, "not a follower's copy"},
 		{"restore without a URL", []string{"restore", "--db", fresh}, "want the replica's URL first"},
 		{"restore into an existing file", []string{"restore", empty, "--db", existing}, "already exists"},
@@ -442,5 +468,130 @@ func TestReplicaFlagsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+var followerLineRE = regexp.MustCompile(`follower position=(\d+) lag=`)
+
+// followed reads a follower's position from /healthz.
+func followed(t *testing.T, base string) int64 {
+	t.Helper()
+	res, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	bufio.NewReader(res.Body).WriteTo(&b)
+	m := followerLineRE.FindStringSubmatch(b.String())
+	if m == nil {
+		t.Fatalf("/healthz %q has no follower line", b.String())
+	}
+	p, _ := strconv.ParseInt(m[1], 10, 64)
+	return p
+}
+
+// TestFollowerCatchesUpAfterCompaction: the primary's replica compacts
+// level-0 files into level 1 every second and prunes them a second later;
+// a follower that looks only every 4 seconds finds the files for its next
+// transactions gone, catches up from the compacted ones, and holds the
+// primary's log event for event.
+func TestFollowerCatchesUpAfterCompaction(t *testing.T) {
+	rurl := fakeS3(t, "compact")
+	ctx := context.Background()
+	a, err := openApp(ctx, filepath.Join(t.TempDir(), "primary.db"), testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	head := func(context.Context) (int64, error) { return a.writer.Head().Position, nil }
+	rep, err := replica.Start(ctx, a.db.Path, rurl, head, testLogger(), replica.Options{Every: 100 * time.Millisecond,
+		Compaction: &replica.Compaction{L1: time.Second, L2: 2 * time.Second, L0Retention: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close(ctx)
+	tix := tickets.NewService(a.writer, a.reg, a.types.tickets)
+	write := func(n int) int64 {
+		for i := range n {
+			if _, err := tix.Open(ctx, "alice", tickets.Draft{Title: fmt.Sprintf("ticket %d", i)}, ""); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // one transaction, one level-0 file, each
+		}
+		h := a.writer.Head().Position
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if p, _, _ := rep.Status(); p >= h {
+				return h
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the replica did not reach position %d", h)
+			}
+		}
+	}
+	write(3)
+	f := startServer(t, "--follow", rurl, "--follow-every", "4s")
+	started := time.Now()
+	client, err := replica.NewClient(ctx, rurl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level0 := func() (n int) {
+		itr, err := client.LTXFiles(ctx, 0, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer itr.Close()
+		for itr.Next() {
+			n++
+		}
+		return n
+	}
+	for round := range 1 {
+		before := followed(t, f.URL)
+		h := write(5)
+		// Wait until the level-0 files of those writes are gone (pruned
+		// after compaction) while the follower has not yet looked.
+		for deadline := time.Now().Add(10 * time.Second); level0() > 1; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the replica kept %d level-0 files", round, level0())
+			}
+		}
+		if p := followed(t, f.URL); p != before {
+			t.Fatalf("round %d: the follower moved from %d to %d before the level-0 files were pruned: look less often", round, before, p)
+		}
+		for deadline := time.Now().Add(15 * time.Second); followed(t, f.URL) < h; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the follower stayed at %d after compaction, the primary is at %d\n%s", round, followed(t, f.URL), h, f.Log)
+			}
+		}
+	}
+	t.Logf("writes, compaction and catch-up in %s", time.Since(started).Round(time.Millisecond))
+	f.stop()
+	primary, copy := eventHashes(t, a.db.Path), eventHashes(t, f.DB)
+	if len(copy) != len(primary) {
+		t.Fatalf("the follower holds %d events, the primary %d", len(copy), len(primary))
+	}
+	for i := range primary {
+		if copy[i] != primary[i] {
+			t.Fatalf("event %d differs between the primary and the follower", i+1)
+		}
+	}
+
+	// web doctor on the follower's copy: it trails the replica, which is
+	// not a failure while the events it lacks are recent.
+	doctor := func(args ...string) (int, string) {
+		code, out, _ := runWeb(t, append([]string{"doctor", "--db", f.DB, "--replicate", rurl}, args...)...)
+		return code, doctorLines(out)["replication"]
+	}
+	if _, l := doctor(); !strings.HasPrefix(l, "ok ") || !strings.Contains(l, fmt.Sprintf("holds the whole log, up to position %d", len(primary))) {
+		t.Errorf("doctor on a follower's copy caught up: %q", l)
+	}
+	h := write(2)
+	if _, l := doctor(); !strings.HasPrefix(l, "ok ") || !strings.Contains(l, fmt.Sprintf("up to position %d of the %d", len(primary), h)) {
+		t.Errorf("doctor on a follower's copy just behind: %q", l)
+	}
+	if _, l := doctor("--replica-within", "1ms"); !strings.HasPrefix(l, "warn") || !strings.Contains(l, "is serve --follow running?") {
+		t.Errorf("doctor on a follower's copy behind for longer than --replica-within: %q", l)
 	}
 }

@@ -70,7 +70,7 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if *rf.follow != "" {
-		return serveFollower(ctx, e, rf, *dbPath, *addr, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
+		return serveFollower(ctx, e, rf, of, *dbPath, *addr, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""))
 	}
 	log, err := e.logger(slog.LevelInfo)
 	if err != nil {

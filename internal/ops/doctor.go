@@ -48,7 +48,17 @@ type Doctor struct {
 	// ExportWithin: the last good scheduled export older than this fails
 	// (default 48h); no export recorded at all only warns.
 	ExportWithin time.Duration
-	Now          func() time.Time
+	// Replica reads the replica's head and its event at position local
+	// (nil: replication not configured); ReplicaURL names it in messages
+	// (without secrets). Follower says the database is a follower's copy
+	// (serve --follow), which trails the replica rather than leads it.
+	Replica    func(ctx context.Context, local int64) (ReplicaHead, error)
+	ReplicaURL string
+	Follower   bool
+	// ReplicaWithin: a replica lacking only events younger than this is
+	// ok, older ones warn (default 1m).
+	ReplicaWithin time.Duration
+	Now           func() time.Time
 }
 
 // Run runs every check in order.
@@ -62,7 +72,10 @@ func (d *Doctor) Run(ctx context.Context) []Check {
 	if d.ExportWithin == 0 {
 		d.ExportWithin = 48 * time.Hour
 	}
-	return []Check{d.disk(), d.wal(), d.integrity(ctx), d.key(), d.anchors(ctx), d.replication(),
+	if d.ReplicaWithin == 0 {
+		d.ReplicaWithin = time.Minute
+	}
+	return []Check{d.disk(), d.wal(), d.integrity(ctx), d.key(), d.anchors(ctx), d.replication(ctx),
 		d.verified(ctx), d.exported(ctx)}
 }
 
@@ -193,10 +206,6 @@ func (d *Doctor) anchors(ctx context.Context) Check {
 		c.Message += " (pass --anchor-every to judge whether that is overdue)"
 	}
 	return c
-}
-
-func (d *Doctor) replication() Check {
-	return Check{Name: "replication", Status: Skip, Message: "this build has no replication setting to check"}
 }
 
 func (d *Doctor) verified(ctx context.Context) Check {

@@ -330,23 +330,35 @@ func (fl *Follower) readHead(ctx context.Context) error {
 
 // maxTXID is the last transaction the replica holds, over every level.
 func maxTXID(ctx context.Context, c litestream.ReplicaClient) (ltx.TXID, error) {
+	m, _, err := newest(ctx, c)
+	return m, err
+}
+
+// newest is the last transaction the replica holds, over every level, and
+// when the newest of its files was written.
+func newest(ctx context.Context, c litestream.ReplicaClient) (ltx.TXID, time.Time, error) {
 	var m ltx.TXID
+	var at time.Time
 	for level := 0; level <= litestream.SnapshotLevel; level++ {
 		itr, err := c.LTXFiles(ctx, level, 0, false)
 		if err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		for itr.Next() {
-			m = max(m, itr.Item().MaxTXID)
+			it := itr.Item()
+			m = max(m, it.MaxTXID)
+			if it.CreatedAt.After(at) {
+				at = it.CreatedAt
+			}
 		}
 		err = itr.Err()
 		itr.Close()
 		if err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 	}
 	if m == 0 {
-		return 0, errors.New("the replica holds no transactions")
+		return 0, time.Time{}, errs.E(errs.NotFound, "the replica holds no transactions")
 	}
-	return m, nil
+	return m, at, nil
 }

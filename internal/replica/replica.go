@@ -76,6 +76,16 @@ type mark struct {
 type Options struct {
 	// Every is how often the replica is brought up to date (default 1s).
 	Every time.Duration
+	// Compaction, when set, replaces Litestream's schedule (tests use it
+	// to see level-0 files compacted and pruned in seconds).
+	Compaction *Compaction
+}
+
+// Compaction is how often the replica's files are merged into the next
+// level, and how long level-0 files are kept once merged.
+type Compaction struct {
+	L1, L2, Snapshot time.Duration
+	L0Retention      time.Duration
 }
 
 // Start replicates the database at path to the replica at url. head
@@ -96,11 +106,22 @@ func Start(ctx context.Context, path, url string, head func(context.Context) (in
 	rep := litestream.NewReplicaWithClient(ldb, client)
 	rep.SyncInterval = opt.Every
 	ldb.Replica = rep
+	c := Compaction{L1: 30 * time.Second, L2: 5 * time.Minute}
+	if opt.Compaction != nil {
+		c = *opt.Compaction
+	}
 	store := litestream.NewStore([]*litestream.DB{ldb}, litestream.CompactionLevels{
 		{Level: 0},
-		{Level: 1, Interval: 30 * time.Second},
-		{Level: 2, Interval: 5 * time.Minute},
+		{Level: 1, Interval: c.L1},
+		{Level: 2, Interval: c.L2},
 	})
+	if c.Snapshot > 0 {
+		store.SnapshotInterval = c.Snapshot
+	}
+	if c.L0Retention > 0 {
+		store.SetL0Retention(c.L0Retention)
+		store.L0RetentionCheckInterval = min(c.L0Retention, litestream.DefaultL0RetentionCheckInterval)
+	}
 	if err := store.Open(ctx); err != nil {
 		return nil, fmt.Errorf("start replication to %s: %w", redact(url), err)
 	}
