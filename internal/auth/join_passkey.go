@@ -18,7 +18,6 @@ import (
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
-	"braid/internal/web"
 )
 
 // Joining with a passkey instead of a password: the invitation page asks
@@ -148,17 +147,7 @@ func (h *Handlers) JoinPasskeyOptions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.Env.Sessions.Token(ctx) == "" {
-		// A visitor without a session gets one now, to keep the challenge in.
-		if err := h.Env.Sessions.RenewToken(ctx); err != nil {
-			return fmt.Errorf("start session: %w", err)
-		}
-		web.RotateCSRF(c)
-	}
-	if err := h.keepCeremony(ctx, joinCeremonyKey, cer); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"publicKey": opts.Response, "csrf": web.CSRF(c)})
+	return h.visitorCeremony(c, joinCeremonyKey, cer, opts.Response)
 }
 
 // JoinPasskey finishes joining with a passkey (POST /join/{token}/passkey,

@@ -102,24 +102,29 @@ func (h *Handlers) PasskeyRemove(c echo.Context) error {
 // PasskeyLoginOptions starts a passkey sign-in (POST /login/passkey/options):
 // no username asked, the browser offers the passkeys it holds.
 func (h *Handlers) PasskeyLoginOptions(c echo.Context) error {
-	ctx := c.Request().Context()
 	opts, cer, err := h.Passkeys.BeginLogin()
 	if err != nil {
 		return err
 	}
+	return h.visitorCeremony(c, loginCeremonyKey, cer, opts.Response)
+}
+
+// visitorCeremony keeps a ceremony's challenge for a visitor who may not
+// be signed in and answers the browser its options. A visitor without a
+// session gets one now, to keep the challenge in; the page's CSRF token
+// was bound to no session, so the answer carries a fresh one.
+func (h *Handlers) visitorCeremony(c echo.Context, key string, cer Ceremony, publicKey any) error {
+	ctx := c.Request().Context()
 	if h.Env.Sessions.Token(ctx) == "" {
-		// A visitor without a session gets one now, to keep the
-		// challenge in; the page's CSRF token was bound to no session,
-		// so the answer carries a fresh one.
 		if err := h.Env.Sessions.RenewToken(ctx); err != nil {
 			return fmt.Errorf("start session: %w", err)
 		}
 		web.RotateCSRF(c)
 	}
-	if err := h.keepCeremony(ctx, loginCeremonyKey, cer); err != nil {
+	if err := h.keepCeremony(ctx, key, cer); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"publicKey": opts.Response, "csrf": web.CSRF(c)})
+	return c.JSON(http.StatusOK, map[string]any{"publicKey": publicKey, "csrf": web.CSRF(c)})
 }
 
 // PasskeyLogin finishes a passkey sign-in (POST /login/passkey, the
