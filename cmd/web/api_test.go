@@ -53,7 +53,9 @@ func (s script) do(method, path, body string, hdr ...string) reply {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -94,13 +94,21 @@ func (h *Handlers) list(c echo.Context, status int, create templates.Form) error
 func (h *Handlers) Create(c echo.Context) error {
 	f := web.Form(c, "slug", "name")
 	err := h.Service.Create(c.Request().Context(), actor(c), f.V("slug"), f.V("name"), c.FormValue("command_id"))
-	if errs.Code(err) == errs.Invalid {
+	if errs.Code(err) == errs.Invalid && !web.WantsJSON(c) {
 		return h.list(c, http.StatusUnprocessableEntity, web.WithError(f, err))
 	}
 	if err != nil {
 		return err
 	}
 	slug := strings.TrimSpace(f.V("slug"))
+	if web.WantsJSON(c) { // a script: 201, the project and where it lives
+		p, err := Get(c.Request().Context(), h.Env.DB.Read, slug)
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/p/"+slug)
+		return c.JSON(http.StatusCreated, map[string]any{"project": p})
+	}
 	h.Env.Flash(c, fmt.Sprintf("Project %s created. Give people roles on its people page.", strings.TrimSpace(f.V("name"))))
 	return web.Redirect(c, "/p/"+slug+"/people")
 }
@@ -148,8 +156,8 @@ func (h *Handlers) people(c echo.Context, status int, set func(v *templates.Proj
 // formError draws the people page again with err beside the form's
 // fields (422) when it is a field error; other errors go to the error page.
 func (h *Handlers) formError(c echo.Context, err error, set func(v *templates.ProjectPeopleView, f templates.Form), names ...string) error {
-	if errs.Code(err) != errs.Invalid {
-		return err
+	if errs.Code(err) != errs.Invalid || web.WantsJSON(c) {
+		return err // a script gets the JSON error table
 	}
 	f := web.WithError(web.Form(c, names...), err)
 	return h.people(c, http.StatusUnprocessableEntity, func(v *templates.ProjectPeopleView) { set(v, f) })

@@ -48,6 +48,9 @@ func (h *Handlers) admin(c echo.Context, status int, set func(v *templates.Admin
 		return err
 	}
 	v.Me = me(c)
+	if web.WantsJSON(c) {
+		return c.JSON(status, adminJSON(v))
+	}
 	if set != nil {
 		set(&v)
 	}
@@ -138,6 +141,9 @@ func (h *Handlers) CreateInvitation(c echo.Context) error {
 		if errs.Code(err) != errs.Invalid {
 			return err
 		}
+		if web.WantsJSON(c) {
+			return err // the JSON error table, the message beside the field
+		}
 		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Invite = web.WithError(f, err) })
 	}
 	if web.WantsJSON(c) { // a script: the link once, as JSON (docs/api.md)
@@ -184,6 +190,9 @@ func (h *Handlers) SetRegistration(c echo.Context) error {
 			return err
 		}
 		f := web.Form(c, "mode")
+		if web.WantsJSON(c) {
+			return err // the JSON error table, the message beside the field
+		}
 		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.ModeForm = web.WithError(f, err) })
 	}
 	msg := fmt.Sprintf("Registration is now %s.", mode)
@@ -248,8 +257,28 @@ func (h *Handlers) AdminRename(c echo.Context) error {
 		if errs.Code(err) != errs.Invalid {
 			return err
 		}
+		if web.WantsJSON(c) {
+			return err // the JSON error table, the message beside the field
+		}
 		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Rename = web.WithError(f, err) })
 	}
 	h.Env.Flash(c, fmt.Sprintf("%s is now %s. They sign in with the new username; %s stays reserved for them.", old, normalUsername(c.FormValue("username")), old))
 	return web.Redirect(c, "/admin")
+}
+
+// adminJSON is the administration page for a script: people, invitations
+// (never their secrets) and the registration mode.
+func adminJSON(v templates.AdminView) map[string]any {
+	people := make([]map[string]any, 0, len(v.People))
+	for _, p := range v.People {
+		people = append(people, map[string]any{"id": p.Who.ID, "username": p.Who.Username, "display_name": p.Who.Name,
+			"registered_at": p.RegisteredAt, "admin": p.Admin})
+	}
+	invs := make([]map[string]any, 0, len(v.Invitations))
+	for _, i := range v.Invitations {
+		invs = append(invs, map[string]any{"id": i.ID, "role": i.Role, "note": i.Note, "status": i.Status,
+			"created_by": i.CreatedBy.Username, "created_at": i.CreatedAt, "expires_at": i.ExpiresAt})
+	}
+	return map[string]any{"people": people, "invitations": invs,
+		"registration": map[string]any{"mode": v.Mode, "stored": v.Stored, "set_by": v.StoredBy.Username, "fixed_at_start": v.Override}}
 }
