@@ -10,7 +10,7 @@ var (
 	badURL      = regexp.MustCompile(`(?i)\s(href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(javascript|vbscript|data|file):`)
 	badTag      = regexp.MustCompile(`(?i)<\s*(script|iframe|object|embed|style|form|input|svg|math|base|meta|link)\b`)
 	// A task list's box: the one input the renderer draws, disabled.
-	taskBox = regexp.MustCompile(`<input (checked="" )?disabled="" type="checkbox">`)
+	taskBox = regexp.MustCompile(`<input (checked="" )?disabled="" type="checkbox" aria-label="(not )?done">`)
 )
 
 // FuzzRender: nothing a person types renders a script, an event handler

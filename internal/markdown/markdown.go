@@ -40,6 +40,7 @@ import (
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
+	east "github.com/yuin/goldmark/extension/ast"
 	"github.com/yuin/goldmark/parser"
 	"github.com/yuin/goldmark/renderer"
 	"github.com/yuin/goldmark/renderer/html"
@@ -128,6 +129,7 @@ func newPolicy() *bluemonday.Policy {
 	// Task lists: a disabled checkbox, nothing else.
 	p.AllowAttrs("type").Matching(regexp.MustCompile(`^checkbox$`)).OnElements("input")
 	p.AllowAttrs("checked", "disabled").Matching(regexp.MustCompile(`^$`)).OnElements("input")
+	p.AllowAttrs("aria-label").Matching(regexp.MustCompile(`^(done|not done)$`)).OnElements("input")
 	// Highlighting classes (chroma's short names) on code only.
 	p.AllowAttrs("class").Matching(regexp.MustCompile(`^[a-z0-9 -]{1,40}$`)).OnElements("pre", "code", "span")
 	// Images: https or this site (a path), never http, data: or another scheme.
@@ -237,6 +239,21 @@ func (codeRenderer) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 	reg.Register(ast.KindCodeBlock, renderCode)
 	reg.Register(ast.KindLink, renderLink)
 	reg.Register(ast.KindAutoLink, renderAutoLink)
+	reg.Register(east.KindTaskCheckBox, renderTaskBox)
+}
+
+// renderTaskBox draws a task list's box, disabled, with a name a screen
+// reader can say (GFM's own has none).
+func renderTaskBox(w util.BufWriter, src []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
+	if !entering {
+		return ast.WalkContinue, nil
+	}
+	if n.(*east.TaskCheckBox).IsChecked {
+		_, _ = w.WriteString(`<input checked="" disabled="" type="checkbox" aria-label="done"> `)
+	} else {
+		_, _ = w.WriteString(`<input disabled="" type="checkbox" aria-label="not done"> `)
+	}
+	return ast.WalkContinue, nil
 }
 
 var style = styles.Get("github")
@@ -329,7 +346,13 @@ func renderAutoLink(w util.BufWriter, src []byte, node ast.Node, entering bool) 
 // from it: go run ./internal/markdown/gencss > static/chroma.css).
 func CSS() string {
 	var b bytes.Buffer
+	// Each palette only in its own mode, so no light colour is left over
+	// for a class the dark palette does not set.
+	b.WriteString("@media not all and (prefers-color-scheme: dark) {\n")
 	_ = formatter.WriteCSS(&b, style)
+	b.WriteString("}\n@media (prefers-color-scheme: dark) {\n")
+	_ = formatter.WriteCSS(&b, styles.Get("github-dark"))
+	b.WriteString("}\n")
 	return b.String()
 }
 
