@@ -332,6 +332,9 @@ func VerifyExport(r io.Reader) (Report, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		c.settle(context.Background(), nil)
+	}
 	if err != nil && !errors.Is(err, errStop) {
 		return Report{}, err
 	}
@@ -397,7 +400,11 @@ func Import(ctx context.Context, db *DB, reg *Registry, r io.Reader) (Report, er
 	if err != nil {
 		return Report{}, err
 	}
+	c.settle(ctx, nil)
 	rep := c.Report()
+	if rep.Failure != nil {
+		return Report{}, &BrokenError{Failure: *rep.Failure}
+	}
 	if err := setCheckpoints(ctx, conn, reg, rep.Head.Position); err != nil {
 		return Report{}, err
 	}
