@@ -172,7 +172,7 @@ func TestV1DatabaseKeepsVerifyingThenMigratesToV2(t *testing.T) {
 		t.Fatalf("after the upgrade: %d v1 events (want %d), %d v2 (want > 0), %d v2 rows with data (want 0)", v1, old, v2, v2data)
 	}
 	var title string
-	db.QueryRow(`SELECT json_extract(`+payloadData+`, '$.title') FROM events WHERE event_type = 'ticket_opened' AND format = 2`).Scan(&title)
+	db.QueryRow(`SELECT json_extract(` + payloadData + `, '$.title') FROM events WHERE event_type = 'ticket_opened' AND format = 2`).Scan(&title)
 	if title != "Written after the upgrade" {
 		t.Fatalf("the new ticket's payload reads %q", title)
 	}
