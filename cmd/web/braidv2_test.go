@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"braid/internal/events"
 	"braid/migrations"
@@ -71,6 +72,24 @@ func TestErasedPayloadsExportImportAndPython(t *testing.T) {
 	if code, out, errb := runWeb(t, "verify", "--db", path); code != 0 || firstLine(out) != want {
 		t.Fatalf("verify --db: exit %d, %q (%s); want 0, %q", code, firstLine(out), errb, want)
 	}
+	// /verify says so too, on the page and in JSON.
+	s := startServer(t, "--db", path)
+	anon := newBrowser(t, s.URL)
+	var page answer
+	for i := 0; i < 50; i++ { // the first check runs in the background
+		if page = anon.get("/verify"); strings.Contains(page.body, events.Hex(head.Hash)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(page.body, "2 payloads erased") {
+		t.Fatalf("/verify does not say 2 payloads erased:\n%s", page.body)
+	}
+	if a := anon.do("GET", "/verify", nil, "Accept", "application/json"); !strings.Contains(a.body, `"erased":2`) {
+		t.Fatalf("/verify JSON: %s", a.body)
+	}
+	s.stop()
+
 	dir := t.TempDir()
 	file := filepath.Join(dir, "braid.jsonl")
 	if code, _, errb := runWeb(t, "export", "--db", path, "-o", file); code != 0 {
