@@ -45,6 +45,7 @@ type types struct {
 	notify  notify.Types
 	access  access.Types
 	hooks   hooks.Types
+	braid   events.Type[logContinued] // the log's own events (migratev2.go)
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -53,6 +54,7 @@ func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
 	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
+	t.braid = registerBraid(reg)
 	return reg, t
 }
 
