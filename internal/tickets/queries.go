@@ -22,6 +22,16 @@ type Filter struct {
 	Q        string `json:"q"`
 	Project  string `json:"project"` // a project's slug; empty for every project
 	Page     int    `json:"page"`
+	// Author is a person id: tickets they opened.
+	Author string `json:"author,omitempty"`
+	// NoAssignee keeps only tickets nobody is assigned to.
+	NoAssignee bool `json:"no_assignee,omitempty"`
+	// NoLabel keeps only tickets without this label.
+	NoLabel string `json:"no_label,omitempty"`
+	// Sort is the order: updated (default, recently updated first),
+	// created (newest first), created-asc (oldest first), comments (most
+	// commented first).
+	Sort string `json:"sort"`
 	// Restricted limits the list to the projects in Visible (those the
 	// reader may see); a site admin's list is not restricted.
 	Restricted bool     `json:"-"`
@@ -57,6 +67,21 @@ type List struct {
 	Pages   int    `json:"pages"`
 }
 
+// sortOrders maps each sort to its ORDER BY; each has an index (0027).
+var sortOrders = map[string]string{
+	"":            "t.updated_at DESC, t.id DESC",
+	"updated":     "t.updated_at DESC, t.id DESC",
+	"created":     "t.id DESC", // ticket numbers are given in the order tickets are opened
+	"created-asc": "t.id ASC",
+	"comments":    "t.comment_count DESC, t.id DESC",
+}
+
+// Sorts lists the list's orders, the default first.
+var Sorts = []string{"updated", "created", "created-asc", "comments"}
+
+// maxFilterChars bounds a filter's value (a label, a person).
+const maxFilterChars = 100
+
 // Limits of a text search: what a person types, not a query language.
 const (
 	maxSearchChars = 200
@@ -83,10 +108,22 @@ func (f *Filter) Normalize() error {
 	default:
 		return errs.Field("status", "status is open, closed or all; not %q", f.Status)
 	}
+	if _, ok := sortOrders[f.Sort]; !ok {
+		return errs.Field("sort", "sort is updated, created, created-asc or comments; not %q", f.Sort)
+	}
+	if f.Sort == "" {
+		f.Sort = "updated"
+	}
 	if f.Page < 1 {
 		f.Page = 1
 	}
 	f.Assignee, f.Label = strings.TrimSpace(f.Assignee), strings.ToLower(strings.TrimSpace(f.Label))
+	f.Author, f.NoLabel = strings.TrimSpace(f.Author), strings.ToLower(strings.TrimSpace(f.NoLabel))
+	for _, v := range []struct{ name, s string }{{"label", f.Label}, {"no_label", f.NoLabel}, {"assignee", f.Assignee}, {"author", f.Author}} {
+		if !utf8.ValidString(v.s) || utf8.RuneCountInString(v.s) > maxFilterChars {
+			return errs.Field(v.name, "%s is at most %d characters of text.", v.name, maxFilterChars)
+		}
+	}
 	q, err := searchText(f.Q)
 	if err != nil {
 		return err
@@ -117,7 +154,7 @@ func searchText(s string) (string, error) {
 	return s, nil
 }
 
-// Query lists tickets matching f, newest first.
+// Query lists tickets matching f in f.Sort's order.
 func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if err := f.Normalize(); err != nil {
 		return List{}, err
@@ -142,6 +179,15 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	}
 	if f.Label != "" {
 		where, args = append(where, "EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id AND l.label = ?)"), append(args, f.Label)
+	}
+	if f.Author != "" {
+		where, args = append(where, "t.author = ?"), append(args, f.Author)
+	}
+	if f.NoAssignee {
+		where = append(where, "t.assignee = ''")
+	}
+	if f.NoLabel != "" {
+		where, args = append(where, "NOT EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id AND l.label = ?)"), append(args, f.NoLabel)
 	}
 	if fq := ftsQuery(f.Q); fq != "" {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
@@ -192,7 +238,7 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	args = append(args, PerPage, (f.Page-1)*PerPage)
 	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
 		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY t.id DESC LIMIT ? OFFSET ?`, args...)
+		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+sortOrders[f.Sort]+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
