@@ -10,6 +10,17 @@ CREATE INDEX tickets_comments_idx ON tickets(status, comment_count, id);
 CREATE INDEX tickets_comments_all_idx ON tickets(comment_count, id);
 CREATE INDEX tickets_author_idx ON tickets(author, status, id);
 
+-- Ticket counts per project and status, kept by the tickets projection
+-- beside ticket_counts, so the list of someone who sees only some
+-- projects counts its open and closed tickets without scanning them.
+CREATE TABLE ticket_project_counts (
+    project TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (project, status)
+);
+INSERT INTO ticket_project_counts (project, status, n) SELECT project, status, COUNT(*) FROM tickets GROUP BY project, status;
+
 -- Saved views: a person's named list queries (view_saved / view_deleted on
 -- the person's aggregate). Only their owner ever reads them. Rebuilt by
 -- replay.
@@ -23,6 +34,7 @@ CREATE TABLE saved_views (
 
 -- +goose Down
 DROP TABLE saved_views;
+DROP TABLE ticket_project_counts;
 DROP INDEX tickets_author_idx;
 DROP INDEX tickets_comments_all_idx;
 DROP INDEX tickets_comments_idx;

@@ -160,7 +160,11 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		return List{}, err
 	}
 	where, args := []string{"1=1"}, []any{}
+	// The counts of a list filtered by project only come from the tables
+	// the projection keeps; any other filter counts over the matches.
+	counts, countArgs := []string{"1=1"}, []any{}
 	if f.Project != "" {
+		counts, countArgs = append(counts, "project = ?"), append(countArgs, f.Project)
 		where, args = append(where, "t.project = ?"), append(args, f.Project)
 	}
 	if f.Restricted {
@@ -170,8 +174,9 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 			in = "NULL"
 		}
 		where = append(where, "t.project IN ("+in+")")
+		counts = append(counts, "project IN ("+in+")")
 		for _, p := range f.Visible {
-			args = append(args, p)
+			args, countArgs = append(args, p), append(countArgs, p)
 		}
 	}
 	if f.Assignee != "" {
@@ -193,13 +198,16 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
 	}
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
-	// With no filter but status, the counts come from the table the
+	// With no filter but status, the counts come from the tables the
 	// projection keeps; otherwise they are counted over the matches.
-	countSQL := `SELECT t.status, COUNT(*) FROM tickets t WHERE ` + strings.Join(where, " AND ") + ` GROUP BY t.status`
-	if len(where) == 1 {
-		countSQL = `SELECT status, n FROM ticket_counts`
+	countSQL, cargs := `SELECT t.status, COUNT(*) FROM tickets t WHERE `+strings.Join(where, " AND ")+` GROUP BY t.status`, args
+	switch {
+	case len(where) == 1:
+		countSQL, cargs = `SELECT status, n FROM ticket_counts`, nil
+	case len(where) == len(counts):
+		countSQL, cargs = `SELECT status, SUM(n) FROM ticket_project_counts WHERE `+strings.Join(counts, " AND ")+` GROUP BY status`, countArgs
 	}
-	rows, err := q.QueryContext(ctx, countSQL, args...)
+	rows, err := q.QueryContext(ctx, countSQL, cargs...)
 	if err != nil {
 		return l, fmt.Errorf("count tickets: %w", err)
 	}
