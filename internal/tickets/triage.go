@@ -150,11 +150,7 @@ func (h *Handlers) Bulk(c echo.Context) error {
 func (h *Handlers) SaveView(c echo.Context) error {
 	name, query := c.FormValue("name"), c.FormValue("query")
 	if err := h.Service.SaveView(c.Request().Context(), actor(c), name, query, c.FormValue("command_id")); err != nil {
-		if errs.Code(err) == errs.Invalid && !web.WantsJSON(c) {
-			h.Env.Flash(c, "The view was not saved: "+errs.Message(err))
-			return web.Redirect(c, "/tickets?"+safeQuery(query))
-		}
-		return err
+		return err // 422 with the reason: the list's form cannot hold much more than the name
 	}
 	q, _ := ViewQuery(query)
 	h.Env.Flash(c, "View “"+strings.TrimSpace(name)+"” saved.")
@@ -170,13 +166,4 @@ func (h *Handlers) DeleteView(c echo.Context) error {
 	}
 	h.Env.Flash(c, "View “"+strings.TrimSpace(name)+"” deleted.")
 	return web.Redirect(c, "/tickets")
-}
-
-// safeQuery keeps a query string that failed to save usable as a link back.
-func safeQuery(q string) string {
-	vals, err := url.ParseQuery(strings.TrimPrefix(q, "?"))
-	if err != nil {
-		return ""
-	}
-	return vals.Encode()
 }
