@@ -3,8 +3,8 @@ package main
 import (
 	"io"
 	"net/http"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 
 	"braid/internal/events"
