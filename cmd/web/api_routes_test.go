@@ -164,6 +164,9 @@ func TestEveryRouteWithTokenAndJSON(t *testing.T) {
 		"GET /tickets":                         {{who: ro, path: "/tickets", status: 200}},
 		"GET /tickets/new":                     {{who: ro, path: "/tickets/new", status: 200}},
 		"POST /tickets":                        {{who: rw, method: "POST", path: "/tickets", body: `{"title":"Third"}`, status: 201, appends: true}},
+		"POST /tickets/bulk":                   {{who: rw, method: "POST", path: "/tickets/bulk", body: `{"tickets":[1,2],"action":"label","label":"triaged"}`, status: 200, appends: true}, {who: rw, method: "POST", path: "/tickets/bulk", body: `{"tickets":[1],"action":"explode"}`, status: 422}},
+		"POST /tickets/views":                  {{who: rw, method: "POST", path: "/tickets/views", body: `{"name":"mine","query":"status=open&sort=created"}`, status: 200, appends: true}},
+		"POST /tickets/views/delete":           {{who: rw, method: "POST", path: "/tickets/views/delete", body: `{"name":"mine"}`, status: 200, appends: true}},
 		"GET /tickets/:id":                     {{who: ro, path: "/tickets/1", status: 200}, {who: ro, path: "/tickets/99", status: 404}},
 		"GET /tickets/:id/edit":                {{who: ro, path: "/tickets/1/edit", status: 200}},
 		"PATCH /tickets/:id": {{who: rw, method: "PATCH", path: "/tickets/1", bodyFn: func() string {

@@ -22,6 +22,9 @@ import (
 var jsonFields = map[string][]string{
 	"POST /tickets":                        {"title", "body", "labels", "project"},
 	"PATCH /tickets/:id":                   {"title", "body", "labels", "version"},
+	"POST /tickets/bulk":                   {"tickets", "action", "label", "assignee"},
+	"POST /tickets/views":                  {"name", "query"},
+	"POST /tickets/views/delete":           {"name"},
 	"POST /tickets/:id/assign":             {"assignee"},
 	"POST /tickets/:id/close":              nil,
 	"POST /tickets/:id/reopen":             nil,
@@ -158,6 +161,18 @@ func jsonValue(name string, raw json.RawMessage) (*string, error) {
 		}
 		return &s, nil
 	case []any:
+		if name == "tickets" { // bulk: an array of ticket numbers
+			parts := make([]string, len(x))
+			for i, e := range x {
+				n, ok := e.(json.Number)
+				if !ok {
+					return nil, fmt.Errorf("tickets is an array of ticket numbers")
+				}
+				parts[i] = n.String()
+			}
+			s := strings.Join(parts, ",")
+			return &s, nil
+		}
 		if name != "labels" {
 			break
 		}

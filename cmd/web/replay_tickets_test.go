@@ -97,6 +97,17 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	if m := regexp.MustCompile(`action="(/account/tokens/[^/"]+/revoke)"`).FindStringSubmatch(ada.get("/people/ada").body); m != nil {
 		ada.command("/people/ada", m[1], nil)
 	}
+	// Triage: a bulk change in one commit, a saved view kept, one deleted.
+	ada.open("Bulk me")
+	if r := ada.command("/tickets", "/tickets/bulk", url.Values{"action": {"label"}, "label": {"triaged"}, "tickets": {"1", "2"}}); r.status != 200 {
+		t.Fatalf("bulk: got %d", r.status)
+	}
+	ada.command("/tickets?sort=comments", "/tickets/views", url.Values{"name": {"busy"}})
+	ada.command("/tickets?author=bob", "/tickets/views", url.Values{"name": {"bob's"}})
+	ada.post("/tickets/views/delete", ada.form("/tickets", "/tickets/views", url.Values{"name": {"bob's"}}))
+	if got := typesOf(eventsAfter(t, path, len(eventsAfter(t, path, 0))-5)); got != "ticket_edited ticket_edited view_saved view_saved view_deleted" {
+		t.Fatalf("triage appended %q", got)
+	}
 	if code := s.stop(); code != 0 {
 		t.Fatalf("server exit %d", code)
 	}

@@ -145,6 +145,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.GET("/tickets", tix.List)
 	u.GET("/tickets/new", tix.New)
 	u.POST("/tickets", tix.Create)
+	u.POST("/tickets/bulk", tix.Bulk)      // one action on many tickets, one commit
+	u.POST("/tickets/views", tix.SaveView) // the person's saved views of the list
+	u.POST("/tickets/views/delete", tix.DeleteView)
 	u.GET("/tickets/:id", tix.Show, read)
 	u.GET("/tickets/:id/edit", tix.EditForm, read)
 	u.PATCH("/tickets/:id", tix.Update, read)

@@ -138,6 +138,7 @@ type request struct {
 	cmd       *Command
 	exclusive func(ctx context.Context, q Querier) error
 	attach    [][2]string // files (path, schema name) to ATTACH around an exclusive run
+	group     []*request  // DoAll: commands that must share one batch; done closes after it
 	res       Result
 	err       error
 	done      chan struct{}
@@ -364,6 +365,39 @@ func (w *Writer) Do(ctx context.Context, cmd Command) (Result, error) {
 	return r.res, r.err
 }
 
+// DoAll runs cmds in one batch: one transaction, one commit (group
+// commit), each command in its own savepoint as Do runs it, so a refused
+// command appends nothing while the others go on. It answers each
+// command's result and error, in order.
+func (w *Writer) DoAll(ctx context.Context, cmds []Command) ([]Result, []error) {
+	res, errl := make([]Result, len(cmds)), make([]error, len(cmds))
+	var group []*request
+	var at []int
+	for i := range cmds {
+		if cmds[i].ID == "" {
+			cmds[i].ID = NewID()
+		}
+		if errl[i] = checkCommand(&cmds[i]); errl[i] != nil {
+			continue
+		}
+		group, at = append(group, &request{cmd: &cmds[i], done: make(chan struct{})}), append(at, i)
+	}
+	if len(group) == 0 {
+		return res, errl
+	}
+	r := &request{group: group, done: make(chan struct{})}
+	if err := w.send(ctx, r); err != nil {
+		for _, i := range at {
+			errl[i] = err
+		}
+		return res, errl
+	}
+	for j, i := range at {
+		res[i], errl[i] = group[j].res, group[j].err
+	}
+	return res, errl
+}
+
 // Exclusive runs fn on the writer's connection inside the writer's
 // transaction, with no command running alongside. Replay uses it to swap
 // rebuilt tables in atomically.
@@ -436,7 +470,8 @@ func (w *Writer) loop() {
 			w.runAttached(r)
 			continue
 		}
-		batch = append(batch[:0], r)
+		batch = append(batch[:0], r.members()...)
+		groups := r.groups(nil)
 		var next *request // an attached run that must go alone, after this batch
 		// Gather: take what is waiting, then keep taking while more arrive
 		// within a short quiet window. Callers answered by the last commit
@@ -464,13 +499,33 @@ func (w *Writer) loop() {
 				next = r
 				break gather
 			}
-			batch = append(batch, r)
+			batch, groups = append(batch, r.members()...), r.groups(groups)
 		}
 		w.run(batch, nil)
+		for _, g := range groups {
+			close(g.done) // its members were answered by run
+		}
 		if next != nil {
 			w.runAttached(next)
 		}
 	}
+}
+
+// members are the requests r stands for in a batch: the commands of a
+// DoAll group, or r itself.
+func (r *request) members() []*request {
+	if r.group != nil {
+		return r.group
+	}
+	return []*request{r}
+}
+
+// groups appends r to gs if it is a DoAll group.
+func (r *request) groups(gs []*request) []*request {
+	if r.group != nil {
+		return append(gs, r)
+	}
+	return gs
 }
 
 // runAttached runs one ExclusiveAttached request in a batch of its own,

@@ -64,17 +64,20 @@ func (h *Handlers) List(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// ?assignee= is a username; the projection holds ids.
+	// ?assignee= and ?author= are usernames (any case); the projection holds ids.
 	assignee := strings.TrimSpace(c.QueryParam("assignee"))
-	assigneeID := ""
-	if assignee != "" {
-		assigneeID, err = auth.IDByUsername(ctx, h.Env.DB.Read, assignee)
-		if errs.Code(err) == errs.NotFound {
-			assigneeID, err = "!nobody", nil // no id starts with "!": an empty list
-		}
-		if err != nil {
-			return err
-		}
+	author := strings.TrimSpace(c.QueryParam("author"))
+	assigneeID, err := h.personFilter(ctx, assignee)
+	if err != nil {
+		return err
+	}
+	authorID, err := h.personFilter(ctx, author)
+	if err != nil {
+		return err
+	}
+	noAssignee, err := flagParam("no_assignee", c.QueryParam("no_assignee"))
+	if err != nil {
+		return err
 	}
 	project := c.QueryParam("project")
 	if c.Param("slug") != "" { // /p/{slug}: the project's page
@@ -92,11 +95,12 @@ func (h *Handlers) List(c echo.Context) error {
 		return err
 	}
 	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
-		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible})
+		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible,
+		Author: authorID, NoAssignee: noAssignee, NoLabel: c.QueryParam("no_label"), Sort: c.QueryParam("sort")})
 	if err != nil {
 		return err
 	}
-	l.Filter.Assignee = assignee
+	l.Filter.Assignee, l.Filter.Author = assignee, author
 	if web.WantsJSON(c) {
 		var ids []string
 		for _, r := range l.Tickets {
@@ -113,7 +117,15 @@ func (h *Handlers) List(c echo.Context) error {
 		return c.JSON(http.StatusOK, l)
 	}
 	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
-		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx), Project: project}
+		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Project: project,
+		Author: l.Filter.Author, NoAssignee: l.Filter.NoAssignee, NoLabel: l.Filter.NoLabel, Sort: l.Filter.Sort}
+	if v.Users, err = h.assignable(ctx, project); err != nil {
+		return err
+	}
+	if v.Views, err = h.savedViews(ctx, actor(c)); err != nil {
+		return err
+	}
+	v.Bulk = web.Form(c)
 	title := "Tickets"
 	if c.Param("slug") != "" {
 		p, err := access.Get(ctx, h.Env.DB.Read, project)

@@ -22,13 +22,16 @@ func Register(reg *events.Registry) Types {
 	}
 
 	// tickets and their labels.
-	p := reg.NewProjection("tickets", "tickets", "ticket_labels", "ticket_counts")
+	p := reg.NewProjection("tickets", "tickets", "ticket_labels", "ticket_counts", "ticket_project_counts")
 	events.On(reg, p, t.Opened, func(ctx context.Context, q events.Querier, e *events.Event, d Opened) error {
 		if _, err := q.ExecContext(ctx, `INSERT INTO tickets (id, title, body, status, assignee, author, version, comment_count, opened_at, updated_at, project)
 			VALUES (?, ?, ?, 'open', '', ?, ?, 0, ?, ?, ?)`, e.AggregateID, d.Title, d.Body, e.Actor, e.Version, e.OccurredAt, e.OccurredAt, projectOf(d)); err != nil {
 			return err
 		}
 		if err := count(ctx, q, "open", 1); err != nil {
+			return err
+		}
+		if err := countIn(ctx, q, e.AggregateID, "open", 1); err != nil {
 			return err
 		}
 		return setLabels(ctx, q, e.AggregateID, d.Labels)
@@ -57,13 +60,13 @@ func Register(reg *events.Registry) Types {
 		return touch("assignee = ''")(ctx, q, e)
 	})
 	events.On(reg, p, t.Closed, func(ctx context.Context, q events.Querier, e *events.Event, d Closed) error {
-		if err := move(ctx, q, "open", "closed"); err != nil {
+		if err := move(ctx, q, e.AggregateID, "open", "closed"); err != nil {
 			return err
 		}
 		return touch("status = 'closed'")(ctx, q, e)
 	})
 	events.On(reg, p, t.Reopened, func(ctx context.Context, q events.Querier, e *events.Event, d Reopened) error {
-		if err := move(ctx, q, "closed", "open"); err != nil {
+		if err := move(ctx, q, e.AggregateID, "closed", "open"); err != nil {
 			return err
 		}
 		return touch("status = 'open'")(ctx, q, e)
@@ -108,6 +111,8 @@ func Register(reg *events.Registry) Types {
 		_, err := q.ExecContext(ctx, `INSERT INTO tickets_fts (rowid, title, body) VALUES (?, ?, ?)`, e.AggregateID, d.Title, d.Body)
 		return err
 	})
+
+	registerViews(reg, &t) // a person's saved views of the list
 	return t
 }
 
@@ -118,11 +123,24 @@ func count(ctx context.Context, q events.Querier, status string, by int) error {
 	return err
 }
 
-func move(ctx context.Context, q events.Querier, from, to string) error {
+// countIn adds by to the number of tickets with status in ticket id's project.
+func countIn(ctx context.Context, q events.Querier, id, status string, by int) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO ticket_project_counts (project, status, n) SELECT project, ?, ? FROM tickets WHERE id = ?
+		ON CONFLICT (project, status) DO UPDATE SET n = n + excluded.n`, status, by, id)
+	return err
+}
+
+func move(ctx context.Context, q events.Querier, id, from, to string) error {
 	if err := count(ctx, q, from, -1); err != nil {
 		return err
 	}
-	return count(ctx, q, to, 1)
+	if err := count(ctx, q, to, 1); err != nil {
+		return err
+	}
+	if err := countIn(ctx, q, id, from, -1); err != nil {
+		return err
+	}
+	return countIn(ctx, q, id, to, 1)
 }
 
 func setLabels(ctx context.Context, q events.Querier, id string, labels []string) error {

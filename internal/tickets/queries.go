@@ -22,6 +22,16 @@ type Filter struct {
 	Q        string `json:"q"`
 	Project  string `json:"project"` // a project's slug; empty for every project
 	Page     int    `json:"page"`
+	// Author is a person id: tickets they opened.
+	Author string `json:"author,omitempty"`
+	// NoAssignee keeps only tickets nobody is assigned to.
+	NoAssignee bool `json:"no_assignee,omitempty"`
+	// NoLabel keeps only tickets without this label.
+	NoLabel string `json:"no_label,omitempty"`
+	// Sort is the order: updated (default, recently updated first),
+	// created (newest first), created-asc (oldest first), comments (most
+	// commented first).
+	Sort string `json:"sort"`
 	// Restricted limits the list to the projects in Visible (those the
 	// reader may see); a site admin's list is not restricted.
 	Restricted bool     `json:"-"`
@@ -57,6 +67,21 @@ type List struct {
 	Pages   int    `json:"pages"`
 }
 
+// sortOrders maps each sort to its ORDER BY; each has an index (0027).
+var sortOrders = map[string]string{
+	"":            "t.updated_at DESC, t.id DESC",
+	"updated":     "t.updated_at DESC, t.id DESC",
+	"created":     "t.id DESC", // ticket numbers are given in the order tickets are opened
+	"created-asc": "t.id ASC",
+	"comments":    "t.comment_count DESC, t.id DESC",
+}
+
+// Sorts lists the list's orders, the default first.
+var Sorts = []string{"updated", "created", "created-asc", "comments"}
+
+// maxFilterChars bounds a filter's value (a label, a person).
+const maxFilterChars = 100
+
 // Limits of a text search: what a person types, not a query language.
 const (
 	maxSearchChars = 200
@@ -83,10 +108,22 @@ func (f *Filter) Normalize() error {
 	default:
 		return errs.Field("status", "status is open, closed or all; not %q", f.Status)
 	}
+	if _, ok := sortOrders[f.Sort]; !ok {
+		return errs.Field("sort", "sort is updated, created, created-asc or comments; not %q", f.Sort)
+	}
+	if f.Sort == "" {
+		f.Sort = "updated"
+	}
 	if f.Page < 1 {
 		f.Page = 1
 	}
 	f.Assignee, f.Label = strings.TrimSpace(f.Assignee), strings.ToLower(strings.TrimSpace(f.Label))
+	f.Author, f.NoLabel = strings.TrimSpace(f.Author), strings.ToLower(strings.TrimSpace(f.NoLabel))
+	for _, v := range []struct{ name, s string }{{"label", f.Label}, {"no_label", f.NoLabel}, {"assignee", f.Assignee}, {"author", f.Author}} {
+		if !utf8.ValidString(v.s) || utf8.RuneCountInString(v.s) > maxFilterChars {
+			return errs.Field(v.name, "%s is at most %d characters of text.", v.name, maxFilterChars)
+		}
+	}
 	q, err := searchText(f.Q)
 	if err != nil {
 		return err
@@ -117,13 +154,17 @@ func searchText(s string) (string, error) {
 	return s, nil
 }
 
-// Query lists tickets matching f, newest first.
+// Query lists tickets matching f in f.Sort's order.
 func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if err := f.Normalize(); err != nil {
 		return List{}, err
 	}
 	where, args := []string{"1=1"}, []any{}
+	// The counts of a list filtered by project only come from the tables
+	// the projection keeps; any other filter counts over the matches.
+	counts, countArgs := []string{"1=1"}, []any{}
 	if f.Project != "" {
+		counts, countArgs = append(counts, "project = ?"), append(countArgs, f.Project)
 		where, args = append(where, "t.project = ?"), append(args, f.Project)
 	}
 	if f.Restricted {
@@ -133,8 +174,9 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 			in = "NULL"
 		}
 		where = append(where, "t.project IN ("+in+")")
+		counts = append(counts, "project IN ("+in+")")
 		for _, p := range f.Visible {
-			args = append(args, p)
+			args, countArgs = append(args, p), append(countArgs, p)
 		}
 	}
 	if f.Assignee != "" {
@@ -143,17 +185,29 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if f.Label != "" {
 		where, args = append(where, "EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id AND l.label = ?)"), append(args, f.Label)
 	}
+	if f.Author != "" {
+		where, args = append(where, "t.author = ?"), append(args, f.Author)
+	}
+	if f.NoAssignee {
+		where = append(where, "t.assignee = ''")
+	}
+	if f.NoLabel != "" {
+		where, args = append(where, "NOT EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id AND l.label = ?)"), append(args, f.NoLabel)
+	}
 	if fq := ftsQuery(f.Q); fq != "" {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
 	}
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
-	// With no filter but status, the counts come from the table the
+	// With no filter but status, the counts come from the tables the
 	// projection keeps; otherwise they are counted over the matches.
-	countSQL := `SELECT t.status, COUNT(*) FROM tickets t WHERE ` + strings.Join(where, " AND ") + ` GROUP BY t.status`
-	if len(where) == 1 {
-		countSQL = `SELECT status, n FROM ticket_counts`
+	countSQL, cargs := `SELECT t.status, COUNT(*) FROM tickets t WHERE `+strings.Join(where, " AND ")+` GROUP BY t.status`, args
+	switch {
+	case len(where) == 1:
+		countSQL, cargs = `SELECT status, n FROM ticket_counts`, nil
+	case len(where) == len(counts):
+		countSQL, cargs = `SELECT status, SUM(n) FROM ticket_project_counts WHERE `+strings.Join(counts, " AND ")+` GROUP BY status`, countArgs
 	}
-	rows, err := q.QueryContext(ctx, countSQL, args...)
+	rows, err := q.QueryContext(ctx, countSQL, cargs...)
 	if err != nil {
 		return l, fmt.Errorf("count tickets: %w", err)
 	}
@@ -192,7 +246,7 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	args = append(args, PerPage, (f.Page-1)*PerPage)
 	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
 		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY t.id DESC LIMIT ? OFFSET ?`, args...)
+		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+sortOrders[f.Sort]+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}

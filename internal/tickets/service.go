@@ -98,9 +98,18 @@ func draftParts(d Draft, more ...string) []string {
 // action is given the ticket, as editing one's own ticket needs less than
 // editing anyone's.
 func (s *Service) on(ctx context.Context, actor, cmdID, fp string, id int64, action func(t Ticket) access.Action, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Result, error) {
+	cmd, after := s.command(actor, cmdID, fp, id, action, decide)
+	res, err := s.Writer.Do(ctx, cmd)
+	after(res, err)
+	return res, err
+}
+
+// command builds what on runs, for the writer's Do or DoAll, and what to
+// do with its outcome.
+func (s *Service) command(actor, cmdID, fp string, id int64, action func(t Ticket) access.Action, decide func(t Ticket, tx *events.Tx) ([]events.Pending, error)) (events.Command, func(events.Result, error)) {
 	sid := strconv.FormatInt(id, 10)
 	var t Ticket
-	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
+	cmd := events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 		var err error
 		if t, err = s.load(ctx, tx, sid); err != nil {
 			return nil, err
@@ -116,18 +125,19 @@ func (s *Service) on(ctx context.Context, actor, cmdID, fp string, id int64, act
 			return nil, err
 		}
 		return []events.Change{{AggregateType: Aggregate, AggregateID: sid, Expect: t.Version, Events: evs}}, nil
-	}})
-	if err == nil && !res.Repeated && len(res.Events) > 0 {
-		// Remember the state after the command, folded here rather than on
-		// the writer's goroutine, so the next command on this ticket finds
-		// it without reading the log. load still checks it against the
-		// log's last version and hash before any use.
-		for i := range res.Events {
-			t = s.Types.Apply(t, &res.Events[i], s.Registry)
+	}}
+	return cmd, func(res events.Result, err error) {
+		if err == nil && !res.Repeated && len(res.Events) > 0 {
+			// Remember the state after the command, folded here rather than on
+			// the writer's goroutine, so the next command on this ticket finds
+			// it without reading the log. load still checks it against the
+			// log's last version and hash before any use.
+			for i := range res.Events {
+				t = s.Types.Apply(t, &res.Events[i], s.Registry)
+			}
+			s.remember(sid, t)
 		}
-		s.remember(sid, t)
 	}
-	return res, err
 }
 
 // Open opens a ticket and returns its number.
@@ -175,7 +185,14 @@ func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, 
 	if err := input.Line("assignee", "The assignee", assignee, MaxAssignee); err != nil {
 		return err
 	}
-	_, err := s.on(ctx, actor, cmdID, fingerprint("assign", id, assignee), id, always(access.Assign), func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
+	_, err := s.on(ctx, actor, cmdID, fingerprint("assign", id, assignee), id, always(access.Assign), s.assign(ctx, assignee))
+	return err
+}
+
+// assign decides an assignment: the assignee must exist and hold a role
+// in the ticket's project.
+func (s *Service) assign(ctx context.Context, assignee string) func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
+	return func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
 		if assignee != "" {
 			var one int
 			if err := tx.Q().QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, assignee).Scan(&one); err != nil {
@@ -191,8 +208,7 @@ func (s *Service) Assign(ctx context.Context, actor string, id int64, assignee, 
 			}
 		}
 		return s.Types.Assign(t, assignee)
-	})
-	return err
+	}
 }
 
 // Close closes the ticket.

@@ -63,6 +63,9 @@ type Types struct {
 	CommentAdded   events.Type[CommentAdded]
 	CommentEdited  events.Type[CommentEdited]
 	CommentDeleted events.Type[CommentDeleted]
+	// A person's saved views of the list (views.go).
+	ViewSaved   events.Type[ViewSaved]
+	ViewDeleted events.Type[ViewDeleted]
 }
 
 // Aggregate is the aggregate type of tickets in the log.
