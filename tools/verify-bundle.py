@@ -190,9 +190,23 @@ def braid_hash(e):
     ph = bytes.fromhex(e["parent_hash"])
     if len(ph) != 32:
         raise ValueError("parent_hash is not 32 bytes")
-    return hashlib.sha256(b"braid/v1\n" + u64(e["position"]) + s("aggregate_type") + s("aggregate_id")
-                          + u64(e["version"]) + s("event_type") + u64(e["schema"]) + s("actor")
-                          + s("occurred_at") + s("command_id") + s("data") + ph).digest()
+    head = (u64(e["position"]) + s("aggregate_type") + s("aggregate_id") + u64(e["version"])
+            + s("event_type") + u64(e["schema"]) + s("actor") + s("occurred_at") + s("command_id"))
+    if e.get("format", 1) == 1:
+        return hashlib.sha256(b"braid/v1\n" + head + s("data") + ph).digest()
+    if e["format"] != 2:
+        raise ValueError(f"format {e['format']}: want 1 or 2")
+    # braid v2 (docs/braid.md): the body holds the payload's commitment; a
+    # payload that is there must give it with its salt (an erased one,
+    # "data": null, is checked from the commitment alone).
+    commitment = bytes.fromhex(e["commitment"])
+    if len(commitment) != 32:
+        raise ValueError("commitment is not 32 bytes")
+    if e.get("erased_by") is None:
+        salt = bytes.fromhex(e["salt"])
+        if hashlib.sha256(b"braid/v2 payload\n" + salt + text_bytes(e, "data")).digest() != commitment:
+            return None  # the payload is not the one committed to: tampered
+    return hashlib.sha256(b"braid/v2\n" + head + commitment + ph).digest()
 
 # --- RFC 9162 section 2.1.3.2: the root an inclusion proof leads to.
 def root_from_proof(index, size, leaf, proof):

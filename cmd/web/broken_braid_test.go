@@ -45,7 +45,7 @@ func TestBrokenBraidShown(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	a := ada.get("/verify")
-	for _, want := range []string{`<div class="alert-broken" role="alert"><h2>The braid is broken at position 3</h2><p>hash mismatch`, footer} {
+	for _, want := range []string{`<div class="alert-broken" role="alert"><h2>The braid is broken at position 3</h2><p>payload commitment mismatch`, footer} {
 		if a.status != 200 || !strings.Contains(a.body, want) {
 			t.Fatalf("GET /verify: %d, want %q in:\n%s", a.status, want, a.body)
 		}

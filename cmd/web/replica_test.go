@@ -301,7 +301,7 @@ func TestRestoreRefusesTamperedReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustExec(t, db, `DROP TRIGGER events_refuse_update`,
-		`UPDATE events SET data = replace(data, 'ticket 2', 'ticket two') WHERE position = (SELECT MAX(position) FROM events)`)
+		`UPDATE payloads SET data = replace(data, 'ticket 2', 'ticket two') WHERE position = (SELECT MAX(position) FROM events)`)
 	db.Close()
 	tampered := fakeS3(t, "tamper") // a fresh bucket under the same name
 	r, err := replica.Start(context.Background(), work, tampered, func(context.Context) (int64, error) { return 0, nil }, testLogger(), replica.Options{})

@@ -122,6 +122,16 @@ func (e *Event) ComputeHash() [32]byte {
 	return sha256.Sum256(e.Body(make([]byte, 0, 256+len(e.Data))))
 }
 
+// HashOK reports whether e's stored hash is the braid hash of its fields
+// and, for a v2 event whose payload is not erased, whether its salt and
+// data give its commitment: what a single event can prove on its own.
+func (e *Event) HashOK() bool {
+	if e.Format == 2 && e.ErasedBy == 0 && PayloadCommitment(e.Salt, e.Data) != e.Commitment {
+		return false
+	}
+	return e.ComputeHash() == e.Hash
+}
+
 // hasher computes braid hashes reusing one buffer and one SHA-256 state,
 // so a long verification does not allocate per event.
 type hasher struct {

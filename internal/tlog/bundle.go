@@ -150,7 +150,7 @@ func VerifyBundle(data []byte, verifier note.Verifier, witnesses ...note.Verifie
 		}
 		c.Position = e.Position
 		switch {
-		case e.ComputeHash() != e.Hash:
+		case !e.HashOK():
 			c.Problem = fmt.Sprintf("event at position %d: its hash is not the braid hash of its fields (tampered)", e.Position)
 		case e.AggregateType != b.AggregateType || e.AggregateID != b.AggregateID:
 			c.Problem = fmt.Sprintf("event at position %d is of %s %s, not %s %s", e.Position, e.AggregateType, e.AggregateID, b.AggregateType, b.AggregateID)
