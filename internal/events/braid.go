@@ -1,6 +1,7 @@
 package events
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -21,17 +22,77 @@ type Event struct {
 	Data          []byte
 	ParentHash    [32]byte
 	Hash          [32]byte
+
+	// Format is the braid format the hash follows: 1 (the body holds
+	// Data) or 2 (the body holds Commitment; Data and Salt live in the
+	// payloads table). 0 reads as 1.
+	Format int
+	// Commitment is PayloadCommitment(Salt, Data) for a v2 event, as
+	// stored beside it; zero for v1.
+	Commitment [32]byte
+	// Salt is the v2 payload's 32 random bytes; nil for v1 and for an
+	// erased payload.
+	Salt []byte
+	// ErasedBy is the position of the erased event that erased this v2
+	// payload, 0 when it is not erased. Data then holds the kept remnant
+	// (the structure without personal fields), not what was committed to.
+	ErasedBy int64
 }
+
+// V2 reports whether e follows braid format 2.
+func (e *Event) V2() bool { return e.Format == 2 }
 
 // HashPrefix opens every braid v1 body.
 const HashPrefix = "braid/v1\n"
 
+// HashPrefixV2 opens every braid v2 body.
+const HashPrefixV2 = "braid/v2\n"
+
+// PayloadPrefix opens the bytes a v2 payload commitment hashes.
+const PayloadPrefix = "braid/v2 payload\n"
+
+// SaltSize is the length of a v2 payload's salt.
+const SaltSize = 32
+
+// PayloadCommitment returns SHA-256("braid/v2 payload\n" || salt || data),
+// the commitment a v2 event's hash covers in place of its payload.
+func PayloadCommitment(salt, data []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(PayloadPrefix))
+	h.Write(salt)
+	h.Write(data)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// NewSalt returns SaltSize bytes from crypto/rand.
+func NewSalt() []byte {
+	b := make([]byte, SaltSize)
+	rand.Read(b)
+	return b
+}
+
+// SealV2 makes e a v2 event over its Data: a fresh salt, the commitment
+// and Format 2. The caller computes the hash after.
+func (e *Event) SealV2() {
+	e.Format = 2
+	e.Salt = NewSalt()
+	e.Commitment = PayloadCommitment(e.Salt, e.Data)
+}
+
 // TimeFormat is how occurred_at is written: UTC, nanoseconds, always nine digits.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 
-// Body appends the braid v1 body of e (see docs/braid.md) to buf and returns it.
+// Body appends the braid body of e (see docs/braid.md) to buf and returns
+// it: v1 holds len(data) || data, v2 the 32 commitment bytes in its place.
 func (e *Event) Body(buf []byte) []byte {
-	buf = append(buf, HashPrefix...)
+	v2 := e.Format == 2
+	if v2 {
+		buf = append(buf, HashPrefixV2...)
+	} else {
+		buf = append(buf, HashPrefix...)
+	}
 	buf = binary.BigEndian.AppendUint64(buf, uint64(e.Position))
 	buf = appendStr(buf, e.AggregateType)
 	buf = appendStr(buf, e.AggregateID)
@@ -41,8 +102,12 @@ func (e *Event) Body(buf []byte) []byte {
 	buf = appendStr(buf, e.Actor)
 	buf = appendStr(buf, e.OccurredAt)
 	buf = appendStr(buf, e.CommandID)
-	buf = binary.BigEndian.AppendUint64(buf, uint64(len(e.Data)))
-	buf = append(buf, e.Data...)
+	if v2 {
+		buf = append(buf, e.Commitment[:]...)
+	} else {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(e.Data)))
+		buf = append(buf, e.Data...)
+	}
 	buf = append(buf, e.ParentHash[:]...)
 	return buf
 }
@@ -52,7 +117,7 @@ func appendStr(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// ComputeHash returns SHA-256 of the braid v1 body of e.
+// ComputeHash returns SHA-256 of the braid body of e (v1 or v2 by Format).
 func (e *Event) ComputeHash() [32]byte {
 	return sha256.Sum256(e.Body(make([]byte, 0, 256+len(e.Data))))
 }

@@ -29,13 +29,16 @@ type DB struct {
 
 // DSN returns the modernc DSN for the write connection, with Braid's
 // per-connection pragmas: WAL, synchronous=FULL (an acknowledged event is on
-// disk), a busy timeout and immediate transactions.
+// disk), a busy timeout, secure_delete and immediate transactions.
 func DSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// An erased payload's bytes are zeroed in the pages that held them,
+	// not just unlinked (see SecureDelete).
+	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	return fileURI(path) + "?" + q.Encode()
 }

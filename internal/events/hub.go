@@ -194,23 +194,23 @@ func (h *Hub) Committed(Head) {
 // After returns up to limit events with position > after, in order, that
 // match f.
 func After(ctx context.Context, q Querier, after int64, limit int, f Filter) ([]Event, error) {
-	where, args := "position > ?", []any{after}
+	where, args := "e.position > ?", []any{after}
 	if f.AggregateType != "" {
-		where += " AND aggregate_type = ?"
+		where += " AND e.aggregate_type = ?"
 		args = append(args, f.AggregateType)
 	}
 	if f.AggregateID != "" {
-		where += " AND aggregate_id = ?"
+		where += " AND e.aggregate_id = ?"
 		args = append(args, f.AggregateID)
 	}
 	if len(f.Types) > 0 {
-		where += " AND event_type IN (?" + repeatComma(len(f.Types)-1) + ")"
+		where += " AND e.event_type IN (?" + repeatComma(len(f.Types)-1) + ")"
 		for _, t := range f.Types {
 			args = append(args, t)
 		}
 	}
 	args = append(args, limit)
-	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+where+` ORDER BY position LIMIT ?`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+` WHERE `+where+` ORDER BY e.position LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events after %d: %w", after, err)
 	}

@@ -10,18 +10,31 @@ import (
 	"braid/internal/errs"
 )
 
-const eventColumns = `position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, data, parent_hash, hash`
+// eventColumns are the columns an Event is scanned from, read FROM
+// eventsFrom (events as e, payloads as p): data is the payload whether it
+// lives in the row (v1) or in payloads (v2, erased or not).
+const eventColumns = `e.position, e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.schema, e.actor, e.occurred_at, e.command_id, COALESCE(p.data, e.data), e.parent_hash, e.hash, e.format, e.commitment, p.salt, p.erased_by`
+
+// eventsFrom is the FROM clause eventColumns reads: every column of a
+// WHERE after it must name its table (e. or p.). A LEFT JOIN on the
+// payloads' INTEGER PRIMARY KEY is one rowid lookup per row.
+const eventsFrom = `events e LEFT JOIN payloads p ON p.position = e.position`
 
 func scanEvent(s interface{ Scan(...any) error }, e *Event) error {
 	var data string
-	var ph, h []byte
+	var ph, h, commitment, salt []byte
+	var erased sql.NullInt64
 	if err := s.Scan(&e.Position, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &e.Schema,
-		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h); err != nil {
+		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h, &e.Format, &commitment, &salt, &erased); err != nil {
 		return err
 	}
 	e.Data = []byte(data)
 	copy(e.ParentHash[:], ph)
 	copy(e.Hash[:], h)
+	e.Commitment = [32]byte{}
+	copy(e.Commitment[:], commitment)
+	e.Salt = salt
+	e.ErasedBy = erased.Int64
 	return nil
 }
 
@@ -44,7 +57,7 @@ func scanEvents(rows *sql.Rows) ([]Event, error) {
 // Get returns the event at position.
 func Get(ctx context.Context, q Querier, position int64) (Event, error) {
 	var e Event
-	err := scanEvent(q.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position = ?`, position), &e)
+	err := scanEvent(q.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+` WHERE e.position = ?`, position), &e)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, errs.E(errs.NotFound, "there is no event at position %d", position)
 	}
@@ -60,8 +73,8 @@ func Aggregate(ctx context.Context, q Querier, aggType, aggID string, upTo int64
 	if upTo <= 0 {
 		upTo = 1<<63 - 1
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE aggregate_type = ? AND aggregate_id = ? AND position <= ? ORDER BY version`, aggType, aggID, upTo)
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+`
+		WHERE e.aggregate_type = ? AND e.aggregate_id = ? AND e.position <= ? ORDER BY e.version`, aggType, aggID, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("events of %s %s: %w", aggType, aggID, err)
 	}
@@ -74,7 +87,7 @@ func Feed(ctx context.Context, q Querier, before int64, limit int) ([]Event, err
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position < ? ORDER BY position DESC LIMIT ?`, before, limit)
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+` WHERE e.position < ? ORDER BY e.position DESC LIMIT ?`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("feed: %w", err)
 	}
@@ -99,7 +112,7 @@ func PositionAt(ctx context.Context, q Querier, t string) (int64, error) {
 func Scan(ctx context.Context, q Querier, after int64, fn func(e *Event) error) error {
 	const chunk = 4096
 	for {
-		rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, chunk)
+		rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+` WHERE e.position > ? ORDER BY e.position LIMIT ?`, after, chunk)
 		if err != nil {
 			return fmt.Errorf("scan events: %w", err)
 		}
@@ -173,7 +186,7 @@ func (w *Writer) catchUp(ctx context.Context) error {
 // ByActor returns the last limit events whose actor is actor, newest
 // first (the events_actor_idx index).
 func ByActor(ctx context.Context, q Querier, actor string, limit int) ([]Event, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE actor = ? ORDER BY position DESC LIMIT ?`, actor, limit)
+	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+` WHERE e.actor = ? ORDER BY e.position DESC LIMIT ?`, actor, limit)
 	if err != nil {
 		return nil, fmt.Errorf("events by %s: %w", actor, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -24,7 +25,14 @@ type Report struct {
 	Head    Head
 	Failure *Failure
 	Took    time.Duration
+	// Erased counts the v2 events whose payload was erased: their hash is
+	// checked from the stored commitment; they are not failures.
+	Erased int64
 }
+
+// ErasedType is the event type that erases payloads (brief E's erase
+// commands append it); a payload's erased_by must name one, later in the log.
+const ErasedType = "erased"
 
 // Checker checks a stream of events, in position order, link by link.
 type Checker struct {
@@ -33,22 +41,50 @@ type Checker struct {
 	n        int64
 	versions map[aggKey]int64
 	fail     *Failure
+	erased   int64
+	// waiting maps the erased_by positions not reached yet to the first
+	// erased payload naming each.
+	waiting map[int64]int64
+}
+
+// payload is what a scanner found of a v2 event's payload before the
+// checker sees it (the salt is not kept past the scan).
+type payload uint8
+
+const (
+	payloadOK       payload = iota // v1, or v2 whose commitment matches, or erased
+	payloadMissing                 // v2 with no payloads row, or no salt and not erased
+	payloadMismatch                // v2 whose salt and data do not give the commitment
+)
+
+// checkPayload checks a v2 event's payload against its commitment.
+func checkPayload(e *Event) payload {
+	switch {
+	case e.Format != 2 || e.ErasedBy != 0:
+		return payloadOK
+	case len(e.Salt) == 0:
+		return payloadMissing
+	case PayloadCommitment(e.Salt, e.Data) != e.Commitment:
+		return payloadMismatch
+	}
+	return payloadOK
 }
 
 type aggKey struct{ typ, id string }
 
 // NewChecker returns a checker expecting the log to start at position 1.
 func NewChecker() *Checker {
-	return &Checker{h: newHasher(), versions: map[aggKey]int64{}}
+	return &Checker{h: newHasher(), versions: map[aggKey]int64{}, waiting: map[int64]int64{}}
 }
 
 // Add checks e against the events before it; it returns the first failure,
 // and keeps returning it after.
-func (c *Checker) Add(e *Event) *Failure { return c.add(e, nil) }
+func (c *Checker) Add(e *Event) *Failure { return c.add(e, nil, checkPayload(e)) }
 
 // add is Add with, when sum is not nil, the hash of e's body already
-// computed (by Verify's scanners, in parallel).
-func (c *Checker) add(e *Event, sum *[32]byte) *Failure {
+// computed (by Verify's scanners, in parallel), and pay what its payload
+// came to.
+func (c *Checker) add(e *Event, sum *[32]byte, pay payload) *Failure {
 	if c.fail != nil {
 		return c.fail
 	}
@@ -58,6 +94,16 @@ func (c *Checker) add(e *Event, sum *[32]byte) *Failure {
 		c.fail = &Failure{Position: want, Reason: fmt.Sprintf("position gap: expected position %d, found %d", want, e.Position)}
 	case e.ParentHash != c.prev.Hash:
 		c.fail = &Failure{Position: e.Position, Reason: fmt.Sprintf("parent hash mismatch: expected %s (hash of position %d), found %s", Hex(c.prev.Hash), c.prev.Position, Hex(e.ParentHash))}
+	case e.Format < 0 || e.Format > 2: // 0 (an export line without format) reads as 1
+		c.fail = &Failure{Position: e.Position, Reason: fmt.Sprintf("unknown braid format %d", e.Format)}
+	case pay == payloadMissing:
+		c.fail = &Failure{Position: e.Position, Reason: "v2 payload missing: no payloads row with a salt, and not erased"}
+	case pay == payloadMismatch:
+		c.fail = &Failure{Position: e.Position, Reason: fmt.Sprintf("payload commitment mismatch: the salt and data stored do not give the commitment %s", Hex(e.Commitment))}
+	case e.ErasedBy != 0 && e.ErasedBy <= e.Position:
+		c.fail = &Failure{Position: e.Position, Reason: fmt.Sprintf("payload erased by position %d, which is not later in the log", e.ErasedBy)}
+	case c.waiting[e.Position] != 0 && e.Type != ErasedType:
+		c.fail = &Failure{Position: c.waiting[e.Position], Reason: fmt.Sprintf("payload erased by position %d, which is a %s event, not %s", e.Position, e.Type, ErasedType)}
 	default:
 		var got [32]byte
 		if sum != nil {
@@ -83,13 +129,46 @@ func (c *Checker) add(e *Event, sum *[32]byte) *Failure {
 		c.versions[k] = e.Version
 		c.prev = Head{Position: e.Position, Hash: e.Hash}
 		c.n++
+		delete(c.waiting, e.Position)
+		if e.ErasedBy != 0 {
+			c.erased++
+			if _, ok := c.waiting[e.ErasedBy]; !ok {
+				c.waiting[e.ErasedBy] = e.Position
+			}
+		}
 	}
 	return c.fail
 }
 
 // Report returns the outcome so far.
 func (c *Checker) Report() Report {
-	return Report{Intact: c.fail == nil, Events: c.n, Head: c.prev, Failure: c.fail}
+	return Report{Intact: c.fail == nil, Events: c.n, Head: c.prev, Failure: c.fail, Erased: c.erased}
+}
+
+// settle checks the erased_by positions beyond the head the checker
+// reached: a payload read after an erasure committed may name an erased
+// event appended after the head was read. Each must be an erased event in
+// q now; anything else is a failure.
+func (c *Checker) settle(ctx context.Context, q Querier) error {
+	if c.fail != nil || len(c.waiting) == 0 {
+		return nil
+	}
+	for by, at := range c.waiting {
+		var typ string
+		err := q.QueryRowContext(ctx, `SELECT event_type FROM events WHERE position = ?`, by).Scan(&typ)
+		if errors.Is(err, sql.ErrNoRows) {
+			c.fail = &Failure{Position: at, Reason: fmt.Sprintf("payload erased by position %d, which is not in the log", by)}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("verify: erased_by %d: %w", by, err)
+		}
+		if typ != ErasedType {
+			c.fail = &Failure{Position: at, Reason: fmt.Sprintf("payload erased by position %d, which is a %s event, not %s", by, typ, ErasedType)}
+			return nil
+		}
+	}
+	return nil
 }
 
 // Verify walks the whole log in q and checks every link. Given the reader
@@ -109,6 +188,9 @@ func Verify(ctx context.Context, q Querier) (Report, error) {
 			}
 			return nil
 		})
+	}
+	if err == nil {
+		err = c.settle(ctx, q)
 	}
 	if err != nil && err != errStop {
 		return Report{}, err
@@ -137,6 +219,9 @@ func Continue(ctx context.Context, q Querier, c *Checker) (Report, error) {
 			return nil
 		})
 	}
+	if err == nil {
+		err = c.settle(ctx, q)
+	}
 	if err != nil && err != errStop {
 		return Report{}, err
 	}
@@ -164,6 +249,7 @@ const verifyChunk = 4096
 type verifyBatch struct {
 	events []Event
 	sums   [][32]byte
+	pays   []payload
 	data   []byte
 	ends   []int // where each event's payload ends in data
 	err    error
@@ -217,7 +303,7 @@ func verifyParallel(ctx context.Context, db *sql.DB, c *Checker) error {
 			return b.err
 		}
 		for i := range b.events {
-			if c.add(&b.events[i], &b.sums[i]) != nil {
+			if c.add(&b.events[i], &b.sums[i], b.pays[i]) != nil {
 				return errStop
 			}
 		}
@@ -232,7 +318,7 @@ func verifyParallel(ctx context.Context, db *sql.DB, c *Checker) error {
 // scanVerifyChunks reads chunks w, w+n, w+2n… of the log in order, sending
 // each, hashed, on out.
 func scanVerifyChunks(ctx context.Context, db *sql.DB, w, n, chunks int, out chan<- *verifyBatch, free chan *verifyBatch) {
-	st, err := db.PrepareContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position > ? AND position <= ? ORDER BY position`)
+	st, err := db.PrepareContext(ctx, `SELECT `+eventColumns+` FROM `+eventsFrom+` WHERE e.position > ? AND e.position <= ? ORDER BY e.position`)
 	if err != nil {
 		sendBatch(ctx, out, &verifyBatch{err: fmt.Errorf("verify: %w", err)})
 		return
@@ -240,17 +326,19 @@ func scanVerifyChunks(ctx context.Context, db *sql.DB, w, n, chunks int, out cha
 	defer st.Close()
 	h := newHasher()
 	var (
-		e                Event
-		pos, ver, schema any
-		data, ph, hash   sql.RawBytes
+		e                        Event
+		pos, ver, schema, format any
+		data, ph, hash           sql.RawBytes
+		commitment, salt         sql.RawBytes
+		erased                   sql.NullInt64
 	)
 	dest := []any{&pos, &e.AggregateType, &e.AggregateID, &ver, &e.Type, &schema,
-		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &hash}
+		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &hash, &format, &commitment, &salt, &erased}
 	for k := w; k < chunks; k += n {
 		var b *verifyBatch
 		select {
 		case b = <-free:
-			b.events, b.data, b.ends = b.events[:0], b.data[:0], b.ends[:0]
+			b.events, b.data, b.ends, b.pays = b.events[:0], b.data[:0], b.ends[:0], b.pays[:0]
 		default:
 			b = &verifyBatch{}
 		}
@@ -265,17 +353,25 @@ func scanVerifyChunks(ctx context.Context, db *sql.DB, w, n, chunks int, out cha
 				if err := rows.Scan(dest...); err != nil {
 					return fmt.Errorf("verify: scan event: %w", err)
 				}
-				var ok1, ok2, ok3 bool
+				var ok1, ok2, ok3, ok4 bool
 				e.Position, ok1 = pos.(int64)
 				e.Version, ok2 = ver.(int64)
 				s, ok3 := schema.(int64)
-				if !ok1 || !ok2 || !ok3 {
-					return fmt.Errorf("verify: an event after position %d has a position, version or schema that is not an integer", lo)
+				f, ok4 := format.(int64)
+				if !ok1 || !ok2 || !ok3 || !ok4 {
+					return fmt.Errorf("verify: an event after position %d has a position, version, schema or format that is not an integer", lo)
 				}
-				e.Schema = int(s)
-				e.ParentHash, e.Hash = [32]byte{}, [32]byte{}
+				e.Schema, e.Format = int(s), int(f)
+				e.ParentHash, e.Hash, e.Commitment = [32]byte{}, [32]byte{}, [32]byte{}
 				copy(e.ParentHash[:], ph)
 				copy(e.Hash[:], hash)
+				copy(e.Commitment[:], commitment)
+				e.ErasedBy = erased.Int64
+				// The salt is needed only here: check the commitment while
+				// the row's bytes are at hand.
+				e.Salt, e.Data = salt, data
+				b.pays = append(b.pays, checkPayload(&e))
+				e.Salt = nil
 				// The payload is copied into the batch's buffer; Data is
 				// pointed at it once the chunk is read, as appending may
 				// move the buffer.

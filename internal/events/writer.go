@@ -233,7 +233,7 @@ type Writer struct {
 	obs            Observer
 	outs           [][2]string // kind and outcome of each command in the batch, for obs
 
-	stInsert, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
+	stInsert, stPayload, stLoad, stLast, stByCommand, stVersion, stCheckpoint *sql.Stmt
 }
 
 // NewWriter loads the head, brings every projection up to it and starts the
@@ -295,10 +295,11 @@ func (w *Writer) prepare(ctx context.Context) error {
 		st  **sql.Stmt
 		sql string
 	}{
-		{&w.stInsert, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash, command_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
-		{&w.stLoad, `SELECT ` + eventColumns + ` FROM events WHERE aggregate_type = ? AND aggregate_id = ? AND version > ? ORDER BY version`},
+		{&w.stInsert, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash, command_fingerprint, format, commitment) VALUES (?,?,?,?,?,?,?,?,?,?,'',?,?,?,2,?)`},
+		{&w.stPayload, `INSERT INTO payloads (position, salt, data) VALUES (?,?,?)`},
+		{&w.stLoad, `SELECT ` + eventColumns + ` FROM ` + eventsFrom + ` WHERE e.aggregate_type = ? AND e.aggregate_id = ? AND e.version > ? ORDER BY e.version`},
 		{&w.stLast, `SELECT version, hash FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1`},
-		{&w.stByCommand, `SELECT ` + eventColumns + `, command_fingerprint FROM events WHERE command_id = ? ORDER BY command_index`},
+		{&w.stByCommand, `SELECT ` + eventColumns + `, e.command_fingerprint FROM ` + eventsFrom + ` WHERE e.command_id = ? ORDER BY e.command_index`},
 		{&w.stVersion, `SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_type = ? AND aggregate_id = ?`},
 		{&w.stCheckpoint, `UPDATE projection_checkpoints SET position = ?`},
 	} {
@@ -418,7 +419,7 @@ func (w *Writer) Close() error {
 	close(w.reqs)
 	w.sendMu.Unlock()
 	<-w.stop
-	for _, st := range []*sql.Stmt{w.stInsert, w.stLoad, w.stLast, w.stByCommand, w.stVersion, w.stCheckpoint} {
+	for _, st := range []*sql.Stmt{w.stInsert, w.stPayload, w.stLoad, w.stLast, w.stByCommand, w.stVersion, w.stCheckpoint} {
 		st.Close()
 	}
 	w.q.close()
@@ -716,11 +717,17 @@ func (w *Writer) one(ctx context.Context, cmd *Command) (Result, error) {
 				e := Event{Position: w.cur.Position + 1, AggregateType: ch.AggregateType, AggregateID: ch.AggregateID,
 					Version: v, Type: p.Type, Schema: p.Schema, Actor: cmd.Actor, OccurredAt: at,
 					CommandID: cmd.ID, Data: p.Data, ParentHash: w.cur.Hash}
+				// Every new event is braid v2: the row holds the
+				// commitment, the payload and its salt go to payloads.
+				e.SealV2()
 				e.Hash = w.h.hash(&e)
 				if _, err := w.stInsert.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version,
-					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:], cmd.Fingerprint); err != nil {
+					e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID, idx, e.ParentHash[:], e.Hash[:], cmd.Fingerprint, e.Commitment[:]); err != nil {
 					retry = retry || isConstraint(err)
 					return fmt.Errorf("append %s: %w", e.Type, err)
+				}
+				if _, err := w.stPayload.ExecContext(ctx, e.Position, e.Salt, string(e.Data)); err != nil {
+					return fmt.Errorf("append %s payload: %w", e.Type, err)
 				}
 				if err := w.reg.Apply(ctx, w.q, &e); err != nil {
 					return err
