@@ -50,7 +50,7 @@ func eraseCmd(ctx context.Context, e env, args []string) error {
 	}
 	r.WithComments, r.Reason = *withComments, *reason
 	if err := r.Validate(); err != nil {
-		return fail(exitFailed, "%s", oneLine(err))
+		return fail(exitFailed, "%s", eraseLine(err))
 	}
 	if err := requireDB(*dbPath); err != nil {
 		return err
@@ -77,7 +77,7 @@ func eraseCmd(ctx context.Context, e env, args []string) error {
 		if errs.Code(err) == errs.Internal {
 			return fail(exitFailed, "%v", err)
 		}
-		return fail(exitFailed, "%s", oneLine(err))
+		return fail(exitFailed, "%s", eraseLine(err))
 	}
 	fmt.Fprintf(e.stdout, "erased %s %s: %s, by %s as %s; event at position %d\n",
 		res.Scope, res.Target, res.Describe(), actorName(*as), res.ByRole, res.Position)
@@ -97,9 +97,9 @@ func actorName(as string) string {
 	return as
 }
 
-// oneLine is an error's message with the messages of its fields, on one
+// eraseLine is an error's message with the messages of its fields, on one
 // line, for a CLI.
-func oneLine(err error) string {
+func eraseLine(err error) string {
 	msg := errMessage(err)
 	f := errs.Fields(err)
 	keys := make([]string, 0, len(f))

@@ -247,6 +247,9 @@ func Preview(ctx context.Context, q events.Querier, r Request) (Plan, error) {
 		if err != nil {
 			return p, err
 		}
+		if kept, err = keepMentions(ctx, q, e, kept); err != nil {
+			return p, err
+		}
 		p.Positions = append(p.Positions, Position{Position: e.Position, Type: e.Type, Aggregate: e.AggregateType + "/" + e.AggregateID, Kept: kept})
 		if e.Type == "ticket_opened" || e.Type == "ticket_edited" {
 			touched[e.AggregateID] = true
@@ -319,4 +322,37 @@ func Who(ctx context.Context, q events.Querier, actor string, p Plan) (string, e
 		return "", err
 	}
 	return ByAdmin, nil
+}
+
+// keepMentions adds to the remnant of a ticket's or comment's text the
+// people notify found @mentioned in it (ids, from the notifications it
+// made), so a replay without the text tells the same people.
+func keepMentions(ctx context.Context, q events.Querier, e events.Event, kept []byte) ([]byte, error) {
+	switch e.Type {
+	case "ticket_opened", "ticket_edited", "comment_added", "comment_edited":
+	default:
+		return kept, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT user_id FROM notifications WHERE position = ? AND mentioned = 1 ORDER BY user_id`, e.Position)
+	if err != nil {
+		return nil, fmt.Errorf("erase: mentions at %d: %w", e.Position, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return kept, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(kept, &m); err != nil {
+		return nil, err
+	}
+	m["mentioned"] = ids
+	return json.Marshal(m)
 }

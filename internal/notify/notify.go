@@ -75,6 +75,9 @@ type (
 		Body      string `json:"body"`
 		CommentID int64  `json:"comment_id"`
 		Assignee  string `json:"assignee"`
+		// Mentioned is kept in an erased payload's remnant (internal/erase):
+		// the ids this projection found mentioned when the body was there.
+		Mentioned []string `json:"mentioned"`
 	}
 )
 
@@ -192,8 +195,9 @@ func Register(reg *events.Registry) Types {
 					return err
 				}
 			}
-			n.mentioned, err = mentioned(ctx, q, d.Body)
-			if err != nil {
+			if e.ErasedBy != 0 { // the body is erased; its remnant says who was mentioned
+				n.mentioned = d.Mentioned
+			} else if n.mentioned, err = mentioned(ctx, q, d.Body); err != nil {
 				return err
 			}
 			for _, u := range n.mentioned {

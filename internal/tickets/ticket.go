@@ -87,24 +87,42 @@ type Comment struct {
 	EditedAt  string `json:"edited_at,omitempty"`
 	Deleted   bool   `json:"deleted,omitempty"`
 	Position  int64  `json:"position"`
+	// Erased says its text was erased (internal/erase): when, and by whom.
+	Erased *Erasure `json:"erased,omitempty"`
+}
+
+// Erasure says when erased text was erased and in which role: "admin" (a
+// site admin or the operator) or "author".
+type Erasure struct {
+	At     string `json:"at"`
+	ByRole string `json:"by_role"`
+}
+
+func newErasure(at, role string) *Erasure {
+	if at == "" {
+		return nil
+	}
+	return &Erasure{At: at, ByRole: role}
 }
 
 // Ticket is the state of one ticket: a fold of its own events.
 type Ticket struct {
-	ID          int64     `json:"id"`
-	Project     string    `json:"project"`
-	Title       string    `json:"title"`
-	Body        string    `json:"body"`
-	Labels      []string  `json:"labels"`
-	Status      string    `json:"status"`
-	Assignee    string    `json:"assignee"`
-	Author      string    `json:"author"`
-	Version     int64     `json:"version"`
-	Position    int64     `json:"position"` // log position of the last event folded
-	OpenedAt    string    `json:"opened_at"`
-	UpdatedAt   string    `json:"updated_at"`
-	Comments    []Comment `json:"comments"`
-	LastComment int64     `json:"-"`
+	ID        int64     `json:"id"`
+	Project   string    `json:"project"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	Labels    []string  `json:"labels"`
+	Status    string    `json:"status"`
+	Assignee  string    `json:"assignee"`
+	Author    string    `json:"author"`
+	Version   int64     `json:"version"`
+	Position  int64     `json:"position"` // log position of the last event folded
+	OpenedAt  string    `json:"opened_at"`
+	UpdatedAt string    `json:"updated_at"`
+	Comments  []Comment `json:"comments"`
+	// Erased says its title and description were erased (internal/erase).
+	Erased      *Erasure `json:"erased,omitempty"`
+	LastComment int64    `json:"-"`
 	lastHash    [32]byte
 }
 
