@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"braid/internal/access"
@@ -96,6 +97,23 @@ type Comment struct {
 type Erasure struct {
 	At     string `json:"at"`
 	ByRole string `json:"by_role"`
+}
+
+// Sentence says it for a page: "Erased on 23 Nov 2026 by an admin" (or
+// "by its author"); "" for nil.
+func (e *Erasure) Sentence() string {
+	if e == nil {
+		return ""
+	}
+	day := e.At
+	if t, err := time.Parse(time.RFC3339Nano, e.At); err == nil {
+		day = t.UTC().Format("2 Jan 2006")
+	}
+	by := "an admin"
+	if e.ByRole == "author" {
+		by = "its author"
+	}
+	return "Erased on " + day + " by " + by
 }
 
 func newErasure(at, role string) *Erasure {
