@@ -172,3 +172,35 @@ func TestErasePermissions(t *testing.T) {
 		t.Fatalf("verify: %+v, %d erased", r.Failure, r.Erased)
 	}
 }
+
+// A script with an admin token erases through JSON: the preview first
+// (nothing appended), then the erasure; a write-only token is refused.
+func TestEraseJSONWithToken(t *testing.T) {
+	s := startServer(t)
+	ada := newBrowser(t, s.URL)
+	ada.register("ada")
+	ticket := ada.open("Secret zqxjsontitle")
+	admin := script{t, s.URL, makeToken(t, ada, "ada", "eraser", "read", "admin")}
+	writer := script{t, s.URL, makeToken(t, ada, "ada", "ci", "read", "write")}
+	id := strings.TrimPrefix(ticket, "/tickets/")
+	n := countEvents(t, s.DB)
+	if r := writer.do("POST", "/admin/erase", `{"scope":"ticket","target":"`+id+`","reason":"secret","confirm":true}`); r.status != http.StatusForbidden || countEvents(t, s.DB) != n {
+		t.Fatalf("write-scoped token: %d, want 403 appending nothing\n%s", r.status, r.raw)
+	}
+	r := admin.do("POST", "/admin/erase", `{"scope":"ticket","target":"`+id+`","reason":"secret"}`)
+	if r.status != http.StatusOK || dig(r.json, "preview", "scope") != "ticket" || countEvents(t, s.DB) != n {
+		t.Fatalf("preview: %d, appended %d\n%s", r.status, countEvents(t, s.DB)-n, r.raw)
+	}
+	r = admin.do("POST", "/admin/erase", `{"scope":"ticket","target":"`+id+`","reason":"secret","confirm":true}`)
+	if r.status != http.StatusOK || dig(r.json, "by_role") != "admin" || countEvents(t, s.DB) != n+1 {
+		t.Fatalf("erase: %d, appended %d\n%s", r.status, countEvents(t, s.DB)-n, r.raw)
+	}
+	r = admin.do("GET", ticket, "")
+	if dig(r.json, "ticket", "erased", "by_role") != "admin" || strings.Contains(r.raw, "zqxjsontitle") {
+		t.Fatalf("the ticket as JSON after erasure:\n%s", r.raw)
+	}
+	r = admin.do("POST", "/admin/erase", `{"scope":"ticket","target":"`+id+`","reason":""}`)
+	if r.status != http.StatusUnprocessableEntity || dig(r.json, "error", "fields", "reason") == nil {
+		t.Fatalf("no reason: %d\n%s", r.status, r.raw)
+	}
+}
