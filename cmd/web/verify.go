@@ -183,6 +183,9 @@ func verdict(r web.VerifyReport) string {
 		return fmt.Sprintf("projections differ from the log (at position %d): %s", d.Head, d.Problem())
 	}
 	if r.Intact {
+		if r.Erased > 0 {
+			return fmt.Sprintf("intact: %d events, head %s; %d payloads erased", r.Events, r.Head, r.Erased)
+		}
 		return fmt.Sprintf("intact: %d events, head %s", r.Events, r.Head)
 	}
 	return fmt.Sprintf("broken at position %d: %s", r.Failure.Position, strings.TrimSpace(r.Failure.Reason))

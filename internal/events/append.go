@@ -21,7 +21,7 @@ type Appender struct {
 	c       *Checker
 	lastCmd string
 	idx     int64
-	ins     *sql.Stmt
+	ins     *inserter
 	n       int64
 }
 
@@ -45,7 +45,7 @@ func NewAppender(ctx context.Context, q interface {
 	default:
 		copy(a.c.prev.Hash[:], hash)
 	}
-	a.ins, err = q.PrepareContext(ctx, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	a.ins, err = prepareInsert(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
@@ -80,9 +80,8 @@ func (a *Appender) Add(e *Event) error {
 	} else {
 		a.lastCmd, a.idx = e.CommandID, 0
 	}
-	if _, err := a.ins.ExecContext(a.ctx, e.Position, e.AggregateType, e.AggregateID, e.Version, e.Type, e.Schema,
-		e.Actor, e.OccurredAt, e.CommandID, a.idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
-		return fmt.Errorf("insert event %d: %w", e.Position, err)
+	if err := a.ins.insert(a.ctx, e, a.idx); err != nil {
+		return err
 	}
 	a.n++
 	return a.reg.Apply(a.ctx, a.q, e)
@@ -91,7 +90,7 @@ func (a *Appender) Add(e *Event) error {
 // Finish sets every projection's checkpoint to the new head and closes the
 // appender; the caller commits. It returns how many events were appended.
 func (a *Appender) Finish() (int64, error) {
-	defer a.ins.Close()
+	defer a.ins.close()
 	if a.n == 0 {
 		return 0, nil
 	}
@@ -100,4 +99,4 @@ func (a *Appender) Finish() (int64, error) {
 
 // Close releases the appender without setting checkpoints (the caller rolls
 // back).
-func (a *Appender) Close() { a.ins.Close() }
+func (a *Appender) Close() { a.ins.close() }

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -196,6 +197,20 @@ func openReadOnly(ctx context.Context, path string, immutable bool) (*sql.DB, er
 		r.Close()
 		return nil, err
 	}
+	err = r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'payloads'`).Scan(&n)
+	if err != nil || n > 0 {
+		if err != nil {
+			r.Close()
+		}
+		return r, err
+	}
+	// A log from before braid v2, read as it is (see legacyConnector).
+	r.Close()
+	q.Del("_pragma")
+	q.Add("_pragma", "busy_timeout(10000)")
+	r = sql.OpenDB(legacyConnector{fileURI(path) + "?" + q.Encode()})
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
 	return r, nil
 }
 
@@ -219,4 +234,38 @@ type Querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// legacyConnector opens read-only connections on a database made before
+// braid v2 (no payloads table, no format or commitment column), for
+// reading an archived log as it is: each connection first creates, in its
+// own temp schema, a view named events that adds format 1 and a NULL
+// commitment, and an empty payloads table, so every query of this package
+// reads it unchanged; then it turns query_only on. The file is not
+// touched: temp objects live in the connection's memory.
+type legacyConnector struct{ dsn string }
+
+func (c legacyConnector) Driver() driver.Driver { return &sqlite.Driver{} }
+
+func (c legacyConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := (&sqlite.Driver{}).Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("sqlite connection cannot exec")
+	}
+	for _, s := range []string{
+		`CREATE TEMP VIEW events AS SELECT *, 1 AS format, NULL AS commitment FROM main.events`,
+		`CREATE TEMP TABLE payloads (position INTEGER PRIMARY KEY, salt BLOB, data TEXT NOT NULL, erased_by INTEGER)`,
+		`PRAGMA query_only = 1`,
+	} {
+		if _, err := ex.ExecContext(ctx, s, nil); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("read a pre-v2 log: %w", err)
+		}
+	}
+	return conn, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +33,15 @@ type exportLine struct {
 	Data          *string `json:"data"`
 	ParentHash    *string `json:"parent_hash"`
 	Hash          *string `json:"hash"`
+	// Braid v2 (docs/braid.md): format 2, the commitment the hash covers
+	// and, while the payload is there, its salt; an erased payload has
+	// data null, erased_by (the erased event's position), no salt and,
+	// when there is one, the kept remnant. All absent on a v1 line.
+	Format     *int    `json:"format,omitempty"`
+	Salt       *string `json:"salt,omitempty"`
+	Commitment *string `json:"commitment,omitempty"`
+	ErasedBy   *int64  `json:"erased_by,omitempty"`
+	Kept       *string `json:"kept,omitempty"`
 	// Raw carries, in standard base64, the exact bytes of each text column
 	// whose value is not valid UTF-8 and so cannot travel byte for byte as
 	// a JSON string; the column's own key then holds a readable copy with
@@ -42,12 +52,12 @@ type exportLine struct {
 
 // textColumns are the columns of an export line that hold text: the ones
 // raw may carry.
-var textColumns = []string{"aggregate_type", "aggregate_id", "event_type", "actor", "occurred_at", "command_id", "data"}
+var textColumns = []string{"aggregate_type", "aggregate_id", "event_type", "actor", "occurred_at", "command_id", "data", "kept"}
 
 // textFields returns pointers to e's text fields, in textColumns order
-// (data as a string).
-func textFields(e *Event, data *string) []*string {
-	return []*string{&e.AggregateType, &e.AggregateID, &e.Type, &e.Actor, &e.OccurredAt, &e.CommandID, data}
+// (data and kept as strings).
+func textFields(e *Event, data, kept *string) []*string {
+	return []*string{&e.AggregateType, &e.AggregateID, &e.Type, &e.Actor, &e.OccurredAt, &e.CommandID, data, kept}
 }
 
 // readable is s with each byte that is not part of valid UTF-8 replaced by
@@ -64,12 +74,28 @@ func readable(s string) string {
 // lowercase hex. Pages answering JSON use the same form.
 func (e Event) MarshalJSON() ([]byte, error) {
 	data, ph, h := string(e.Data), Hex(e.ParentHash), Hex(e.Hash)
-	l := exportLine{&e.Position, &e.AggregateType, &e.AggregateID, &e.Version, &e.Type, &e.Schema,
-		&e.Actor, &e.OccurredAt, &e.CommandID, &data, &ph, &h, nil}
+	l := exportLine{Position: &e.Position, AggregateType: &e.AggregateType, AggregateID: &e.AggregateID,
+		Version: &e.Version, EventType: &e.Type, Schema: &e.Schema, Actor: &e.Actor, OccurredAt: &e.OccurredAt,
+		CommandID: &e.CommandID, Data: &data, ParentHash: &ph, Hash: &h}
+	var kept string
+	if e.Format == 2 {
+		format, commitment := 2, Hex(e.Commitment)
+		l.Format, l.Commitment = &format, &commitment
+		if e.ErasedBy != 0 {
+			kept, data = data, ""
+			l.Data, l.ErasedBy = nil, &e.ErasedBy
+			if kept != "" {
+				l.Kept = &kept
+			}
+		} else {
+			salt := hex.EncodeToString(e.Salt)
+			l.Salt = &salt
+		}
+	}
 	// A value that is not valid UTF-8 cannot be a JSON string byte for
 	// byte: escape it in raw rather than refuse (an export must never be
 	// stopped by what the log already holds).
-	for i, f := range textFields(&e, &data) {
+	for i, f := range textFields(&e, &data, &kept) {
 		if !utf8.ValidString(*f) {
 			if l.Raw == nil {
 				l.Raw = map[string]string{}
@@ -175,7 +201,7 @@ func decodeLine(b []byte, e *Event) error {
 		{"position", l.Position != nil}, {"aggregate_type", l.AggregateType != nil}, {"aggregate_id", l.AggregateID != nil},
 		{"version", l.Version != nil}, {"event_type", l.EventType != nil}, {"schema", l.Schema != nil},
 		{"actor", l.Actor != nil}, {"occurred_at", l.OccurredAt != nil}, {"command_id", l.CommandID != nil},
-		{"data", l.Data != nil}, {"parent_hash", l.ParentHash != nil}, {"hash", l.Hash != nil},
+		{"data", l.Data != nil || l.ErasedBy != nil}, {"parent_hash", l.ParentHash != nil}, {"hash", l.Hash != nil},
 	} {
 		if !f.set {
 			return fmt.Errorf("key %q is missing", f.name)
@@ -184,9 +210,18 @@ func decodeLine(b []byte, e *Event) error {
 	*e = Event{Position: *l.Position, AggregateType: *l.AggregateType, AggregateID: *l.AggregateID,
 		Version: *l.Version, Type: *l.EventType, Schema: *l.Schema, Actor: *l.Actor,
 		OccurredAt: *l.OccurredAt, CommandID: *l.CommandID}
-	data := *l.Data
+	var data, kept string
+	if l.Data != nil {
+		data = *l.Data
+	}
+	if l.Kept != nil {
+		kept = *l.Kept
+	}
+	if err := decodeV2(&l, e); err != nil {
+		return err
+	}
 	if len(l.Raw) > 0 {
-		fields := textFields(e, &data)
+		fields := textFields(e, &data, &kept)
 		for k, v := range l.Raw {
 			i := slices.Index(textColumns, k)
 			if i < 0 {
@@ -199,6 +234,9 @@ func decodeLine(b []byte, e *Event) error {
 			if utf8.Valid(b) {
 				return fmt.Errorf("raw %s: the bytes are valid UTF-8 and belong in %q itself", k, k)
 			}
+			if (k == "data" && l.Data == nil) || (k == "kept" && l.Kept == nil) {
+				return fmt.Errorf("raw %s: there is no %q on the line", k, k)
+			}
 			if readable(string(b)) != *fields[i] {
 				return fmt.Errorf("raw %s: %q does not read as the raw bytes", k, k)
 			}
@@ -206,12 +244,65 @@ func decodeLine(b []byte, e *Event) error {
 		}
 	}
 	e.Data = []byte(data)
+	if e.ErasedBy != 0 {
+		e.Data = []byte(kept)
+	}
 	if err := decodeHash(*l.ParentHash, &e.ParentHash); err != nil {
 		return fmt.Errorf("parent_hash: %v", err)
 	}
 	if err := decodeHash(*l.Hash, &e.Hash); err != nil {
 		return fmt.Errorf("hash: %v", err)
 	}
+	return nil
+}
+
+// decodeV2 reads the braid v2 keys of a line into e, refusing a
+// combination no export writes.
+func decodeV2(l *exportLine, e *Event) error {
+	if l.Format == nil || *l.Format == 1 {
+		if l.Salt != nil || l.Commitment != nil || l.ErasedBy != nil || l.Kept != nil {
+			return errors.New("salt, commitment, erased_by and kept belong to format 2 lines only")
+		}
+		if l.Data == nil {
+			return errors.New(`key "data" is missing`)
+		}
+		e.Format = 1
+		return nil
+	}
+	if *l.Format != 2 {
+		return fmt.Errorf("format %d: want 1 or 2", *l.Format)
+	}
+	e.Format = 2
+	if l.Commitment == nil {
+		return errors.New(`key "commitment" is missing (format 2)`)
+	}
+	if err := decodeHash(*l.Commitment, &e.Commitment); err != nil {
+		return fmt.Errorf("commitment: %v", err)
+	}
+	if l.ErasedBy != nil {
+		if l.Data != nil || l.Salt != nil {
+			return errors.New("an erased payload (erased_by) has data null and no salt")
+		}
+		if *l.ErasedBy <= 0 {
+			return errors.New("erased_by: want a position")
+		}
+		e.ErasedBy = *l.ErasedBy
+		return nil
+	}
+	if l.Kept != nil {
+		return errors.New("kept belongs to an erased payload (erased_by) only")
+	}
+	if l.Data == nil {
+		return errors.New(`key "data" is missing`)
+	}
+	if l.Salt == nil {
+		return errors.New(`key "salt" is missing (format 2)`)
+	}
+	var salt [SaltSize]byte
+	if err := decodeHash(*l.Salt, &salt); err != nil {
+		return fmt.Errorf("salt: %v", err)
+	}
+	e.Salt = salt[:]
 	return nil
 }
 
@@ -241,6 +332,9 @@ func VerifyExport(r io.Reader) (Report, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		c.settle(context.Background(), nil)
+	}
 	if err != nil && !errors.Is(err, errStop) {
 		return Report{}, err
 	}
@@ -279,11 +373,11 @@ func Import(ctx context.Context, db *DB, reg *Registry, r io.Reader) (Report, er
 	if existing > 0 {
 		return Report{}, errs.E(errs.Conflict, "the database already has events: import only into a new one")
 	}
-	ins, err := conn.PrepareContext(ctx, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	ins, err := prepareInsert(ctx, conn)
 	if err != nil {
 		return Report{}, fmt.Errorf("import: %w", err)
 	}
-	defer ins.Close()
+	defer ins.close()
 	c := NewChecker()
 	var lastCmd string
 	var idx int64
@@ -298,16 +392,19 @@ func Import(ctx context.Context, db *DB, reg *Registry, r io.Reader) (Report, er
 		} else {
 			lastCmd, idx = e.CommandID, 0
 		}
-		if _, err := ins.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version, e.Type, e.Schema,
-			e.Actor, e.OccurredAt, e.CommandID, idx, string(e.Data), e.ParentHash[:], e.Hash[:]); err != nil {
-			return fmt.Errorf("insert event %d: %w", e.Position, err)
+		if err := ins.insert(ctx, e, idx); err != nil {
+			return err
 		}
 		return reg.Apply(ctx, conn, e)
 	})
 	if err != nil {
 		return Report{}, err
 	}
+	c.settle(ctx, nil)
 	rep := c.Report()
+	if rep.Failure != nil {
+		return Report{}, &BrokenError{Failure: *rep.Failure}
+	}
 	if err := setCheckpoints(ctx, conn, reg, rep.Head.Position); err != nil {
 		return Report{}, err
 	}
@@ -317,6 +414,51 @@ func Import(ctx context.Context, db *DB, reg *Registry, r io.Reader) (Report, er
 	done = true
 	rep.Took = time.Since(start)
 	return rep, nil
+}
+
+// inserter writes an event received as it is (import, a mirror's pull):
+// the events row and, for v2, its payloads row.
+type inserter struct{ ev, pay *sql.Stmt }
+
+func prepareInsert(ctx context.Context, q interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}) (*inserter, error) {
+	ev, err := q.PrepareContext(ctx, `INSERT INTO events (position, aggregate_type, aggregate_id, version, event_type, schema, actor, occurred_at, command_id, command_index, data, parent_hash, hash, format, commitment) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return nil, err
+	}
+	pay, err := q.PrepareContext(ctx, `INSERT INTO payloads (position, salt, data, erased_by) VALUES (?,?,?,?)`)
+	if err != nil {
+		ev.Close()
+		return nil, err
+	}
+	return &inserter{ev, pay}, nil
+}
+
+func (in *inserter) insert(ctx context.Context, e *Event, idx int64) error {
+	data, format, commitment := string(e.Data), 1, []byte(nil)
+	if e.Format == 2 {
+		data, format, commitment = "", 2, e.Commitment[:]
+	}
+	if _, err := in.ev.ExecContext(ctx, e.Position, e.AggregateType, e.AggregateID, e.Version, e.Type, e.Schema,
+		e.Actor, e.OccurredAt, e.CommandID, idx, data, e.ParentHash[:], e.Hash[:], format, commitment); err != nil {
+		return fmt.Errorf("insert event %d: %w", e.Position, err)
+	}
+	if format == 2 {
+		var erasedBy any
+		if e.ErasedBy != 0 {
+			erasedBy = e.ErasedBy
+		}
+		if _, err := in.pay.ExecContext(ctx, e.Position, e.Salt, string(e.Data), erasedBy); err != nil {
+			return fmt.Errorf("insert payload %d: %w", e.Position, err)
+		}
+	}
+	return nil
+}
+
+func (in *inserter) close() {
+	in.ev.Close()
+	in.pay.Close()
 }
 
 // setCheckpoints records that every projection of reg has applied the log up

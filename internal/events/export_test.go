@@ -26,7 +26,9 @@ func TestExportIsTheLogLineForLine(t *testing.T) {
 	if err != nil || got != n {
 		t.Fatalf("export: got %d, %v; want %d events", got, err, n)
 	}
-	keys := []string{"position", "aggregate_type", "aggregate_id", "version", "event_type", "schema", "actor", "occurred_at", "command_id", "data", "parent_hash", "hash"}
+	// Every event the writer appends is braid v2: the v1 keys, then
+	// format, salt and commitment.
+	keys := []string{"position", "aggregate_type", "aggregate_id", "version", "event_type", "schema", "actor", "occurred_at", "command_id", "data", "parent_hash", "hash", "format", "salt", "commitment"}
 	sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
 	sc.Buffer(nil, 1<<20)
 	var pos int64

@@ -506,7 +506,7 @@ func TestReplayStopsAtBrokenBraidAndChangesNothing(t *testing.T) {
 	n := seedNotes(t, a.w, a.d, newNotesModel(seed), 1500)
 	a.close()
 	at := n / 2
-	cp := tamperCopy(t, path, fmt.Sprintf(`UPDATE events SET data = data || ' ' WHERE position = %d`, at))
+	cp := tamperCopy(t, path, fmt.Sprintf(`UPDATE payloads SET data = data || ' ' WHERE position = %d`, at))
 
 	b := openNotesApp(t, cp)
 	before := dumpTables(t, b.db.Read, b.d.reg)
@@ -516,8 +516,8 @@ func TestReplayStopsAtBrokenBraidAndChangesNothing(t *testing.T) {
 	if !errors.As(err, &broken) {
 		t.Fatalf("replay of a tampered log: got %v, want a broken braid", err)
 	}
-	if broken.Failure.Position != at || !strings.Contains(broken.Failure.Reason, "hash mismatch") {
-		t.Fatalf("broken at %d (%s), want %d, hash mismatch", broken.Failure.Position, broken.Failure.Reason, at)
+	if broken.Failure.Position != at || !strings.Contains(broken.Failure.Reason, "payload commitment mismatch") {
+		t.Fatalf("broken at %d (%s), want %d, payload commitment mismatch", broken.Failure.Position, broken.Failure.Reason, at)
 	}
 	compareDumps(t, dumpTables(t, b.db.Read, b.d.reg), before, seed)
 	if got := checkpoints(t, b.db.Read); fmt.Sprint(got) != fmt.Sprint(cpBefore) {

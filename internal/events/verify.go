@@ -146,11 +146,23 @@ func (c *Checker) Report() Report {
 }
 
 // settle checks the erased_by positions beyond the head the checker
-// reached: a payload read after an erasure committed may name an erased
+// reached (q nil: there is nothing beyond, each is a failure): a payload read after an erasure committed may name an erased
 // event appended after the head was read. Each must be an erased event in
 // q now; anything else is a failure.
 func (c *Checker) settle(ctx context.Context, q Querier) error {
 	if c.fail != nil || len(c.waiting) == 0 {
+		return nil
+	}
+	if q == nil {
+		// No database beyond what was read (an export): the lowest such
+		// payload is the failure.
+		at, by := int64(0), int64(0)
+		for b, a := range c.waiting {
+			if at == 0 || a < at {
+				at, by = a, b
+			}
+		}
+		c.fail = &Failure{Position: at, Reason: fmt.Sprintf("payload erased by position %d, which is not in the log", by)}
 		return nil
 	}
 	for by, at := range c.waiting {

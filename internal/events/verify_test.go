@@ -42,6 +42,8 @@ func TestVerifyPoolAgreesWithOneStream(t *testing.T) {
 	exec(t, `DROP TRIGGER events_refuse_update`)
 	exec(t, `DROP TRIGGER events_refuse_delete`)
 	exec(t, `CREATE TABLE saved AS SELECT * FROM events WHERE 0`)
+	exec(t, `CREATE TABLE saved_salt AS SELECT salt FROM payloads WHERE position = 7001`)
+	exec(t, `CREATE TABLE saved_payload AS SELECT * FROM payloads WHERE position = 5001`)
 
 	// Each case saves the rows it touches, tampers, checks, then restores.
 	cases := []struct {
@@ -49,8 +51,13 @@ func TestVerifyPoolAgreesWithOneStream(t *testing.T) {
 		wantPos, wantEvents         int64
 	}{
 		{"intact", ``, ``, ``, 0, total},
-		{"payload changed", `position = 6001`, `UPDATE events SET data = '{"by":1}' WHERE position = 6001`,
-			`UPDATE events SET data = (SELECT data FROM saved) WHERE position = 6001`, 6001, 6000},
+		// A v2 payload lives in payloads: its commitment catches a change.
+		{"payload changed", `0`, `UPDATE payloads SET data = data || ' ' WHERE position = 6001`,
+			`UPDATE payloads SET data = substr(data, 1, length(data) - 1) WHERE position = 6001`, 6001, 6000},
+		{"salt changed", `0`, `UPDATE payloads SET salt = zeroblob(32) WHERE position = 7001`,
+			`UPDATE payloads SET salt = (SELECT salt FROM saved_salt) WHERE position = 7001`, 7001, 7000},
+		{"payload row removed", `0`, `DELETE FROM payloads WHERE position = 5001`,
+			`INSERT INTO payloads SELECT * FROM saved_payload`, 5001, 5000},
 		{"actor changed", `position = 1`, `UPDATE events SET actor = 'mallory' WHERE position = 1`,
 			`UPDATE events SET actor = (SELECT actor FROM saved) WHERE position = 1`, 1, 0},
 		{"one event removed", `position = 4097`, `DELETE FROM events WHERE position = 4097`,

@@ -45,6 +45,9 @@ type VerifyReport struct {
 	Head    string          `json:"head"`
 	Failure *events.Failure `json:"failure"`
 	Anchors []AnchorCheck   `json:"anchors"`
+	// Erased counts the braid v2 payloads found erased (their commitments
+	// checked, their data gone): not a failure.
+	Erased int64 `json:"erased,omitempty"`
 	// Note says what the check could not rule out.
 	Note string `json:"note"`
 	// Tree is the check of the transparency tree (`web verify` on a
@@ -128,7 +131,7 @@ func NewVerifyReport(r events.Report, anchors []AnchorCheck) VerifyReport {
 	if anchors == nil {
 		anchors = []AnchorCheck{}
 	}
-	v := VerifyReport{Intact: r.Intact, Events: r.Events, Head: events.Hex(r.Head.Hash), Failure: r.Failure, Anchors: anchors}
+	v := VerifyReport{Intact: r.Intact, Events: r.Events, Head: events.Hex(r.Head.Hash), Failure: r.Failure, Anchors: anchors, Erased: r.Erased}
 	var last *AnchorCheck
 	for i := range anchors {
 		a := &anchors[i]
@@ -541,7 +544,7 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 		}
 		if ok {
 			r := run.Report
-			v.Intact, v.Events, v.Head, v.Note = r.Intact, r.Events, r.Head, r.Note
+			v.Intact, v.Events, v.Head, v.Note, v.Erased = r.Intact, r.Events, r.Head, r.Note, r.Erased
 			if r.Failure != nil {
 				v.FailPosition, v.FailReason = r.Failure.Position, r.Failure.Reason
 			}
