@@ -58,8 +58,8 @@ func TestEraseCLI(t *testing.T) {
 	if countEvents(t, s.DB) != n+1 {
 		t.Fatal("the erasure did not append one event")
 	}
-	if r := verifyDB(t, s.DB); r.Failure != nil || r.Erased != 1 {
-		t.Fatalf("verify: %+v, %d erased", r.Failure, r.Erased)
+	if code, out, errb := runWeb(t, "verify", "--db", s.DB); code != 0 || !strings.Contains(out, "1 payloads erased") {
+		t.Fatalf("web verify after the erasure: exit %d\n%s%s", code, out, errb)
 	}
 	b, _ := os.ReadFile(s.DB)
 	if strings.Contains(string(b), "zqxcliphone") || !strings.Contains(string(b), "zqxclititle") {
@@ -167,6 +167,12 @@ func TestErasePermissions(t *testing.T) {
 	tk := &got.Ticket
 	if err := json.Unmarshal([]byte(a.body), &got); err != nil || len(tk.Comments) != 3 || tk.Comments[0].Erased == nil || tk.Comments[0].Erased.ByRole != "author" || tk.Comments[1].Erased.ByRole != "admin" || tk.Comments[2].Erased != nil {
 		t.Fatalf("GET %s as JSON: %v\n%s", ticket, err, a.body)
+	}
+	if h := ada.get(ticket + "/history").body; !strings.Contains(h, "(payload erased)") || strings.Contains(h, "zqxbob1") {
+		t.Errorf("the ticket's history after the erasures:\n%.3000s", h)
+	}
+	if e := ada.get("/events/6").body; !strings.Contains(e, "payload erased (by the erased event at position") || strings.Contains(e, "zqxbob1") {
+		t.Errorf("the event page of bob's erased comment:\n%.3000s", e)
 	}
 	if r := verifyDB(t, s.DB); r.Failure != nil || r.Erased < 2 {
 		t.Fatalf("verify: %+v, %d erased", r.Failure, r.Erased)

@@ -298,7 +298,11 @@ func (t Types) History(ctx context.Context, q events.Querier, r *events.Registry
 	for i := range evs {
 		before := s
 		s = t.Apply(s, &evs[i], r)
-		steps = append(steps, Step{Event: evs[i], Changes: diff(before, s, &evs[i])})
+		ch := diff(before, s, &evs[i])
+		if evs[i].ErasedBy != 0 { // internal/erase: its text is gone; say so
+			ch = append([]Change{{Field: "payload", After: "(payload erased)"}}, ch...)
+		}
+		steps = append(steps, Step{Event: evs[i], Changes: ch})
 	}
 	return steps, nil
 }
