@@ -88,7 +88,7 @@ func TestRoleCommandTable(t *testing.T) {
 		}
 		own[role] = a.openIn(t, b, "opened by "+name)
 		commentOn(t, b, own[role], "said by "+name)
-		ownComment[role] = own[role] + "/comments/1" // its first comment
+		ownComment[role] = own[role] + "/comments/1"     // its first comment
 		commentOn(t, b, own[role], "to erase, by "+name) // its second: erased below
 		switch role {
 		case "viewer":
