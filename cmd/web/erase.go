@@ -87,6 +87,9 @@ func eraseCmd(ctx context.Context, e env, args []string) error {
 	if len(res.Tickets) > 0 {
 		fmt.Fprintf(e.stdout, "tickets now showing the erasure: %v\n", res.Tickets)
 	}
+	if res.CheckpointErr != nil {
+		fmt.Fprintf(e.stderr, "web erase: warning: %v; the old bytes leave the WAL at the next checkpoint\n", res.CheckpointErr)
+	}
 	return nil
 }
 
