@@ -210,3 +210,55 @@ func TestEraseJSONWithToken(t *testing.T) {
 		t.Fatalf("no reason: %d\n%s", r.status, r.raw)
 	}
 }
+
+// A checkpoint and a proof bundle made before an erasure still verify
+// after it (the hashes cover the commitment, which stays), and so does a
+// bundle made after it, with the payload erased.
+func TestErasureKeepsProofs(t *testing.T) {
+	s := startServer(t)
+	ada := newBrowser(t, s.URL)
+	ada.register("ada")
+	ticket := ada.open("Lift zqxprooftitle")
+	ada.comment(ticket, "call me on zqxproofphone")
+	cp, _ := waitCheckpoint(t, s.URL, int64(countEvents(t, s.DB)))
+	_, out, _ := runWeb(t, "key", "--db", s.DB)
+	vkey := strings.TrimPrefix(strings.Split(out, "\n")[0], "vkey ")
+	dir := t.TempDir()
+	save := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := ada.get(ticket + "/proof")
+	if before.status != http.StatusOK || !strings.Contains(before.body, "zqxproofphone") {
+		t.Fatalf("the bundle before: %d\n%.600s", before.status, before.body)
+	}
+	bundleBefore, cpFile := save("before.json", before.body), save("checkpoint", cp)
+	if code := s.stop(); code != 0 {
+		t.Fatalf("server exit %d", code)
+	}
+	if code, out, errb := runWeb(t, "erase", "--db", s.DB, "--ticket", strings.TrimPrefix(ticket, "/tickets/"), "--with-comments", "--reason", "a phone number"); code != 0 {
+		t.Fatalf("web erase: exit %d\n%s%s", code, out, errb)
+	}
+	if code, out, errb := runWeb(t, "verify", "--bundle", bundleBefore, "--vkey", vkey); code != 0 {
+		t.Errorf("the bundle made before the erasure: exit %d\n%s%s", code, out, errb)
+	}
+	if code, out, errb := runWeb(t, "verify", "--db", s.DB, "--since", cpFile, "--vkey", vkey); code != 0 {
+		t.Errorf("verify --since the checkpoint made before the erasure: exit %d\n%s%s", code, out, errb)
+	}
+	s2 := startServer(t, "--db", s.DB)
+	ada2 := newBrowser(t, s2.URL)
+	if a := ada2.post("/login", ada2.form("/login", "", url.Values{"username": {"ada"}, "password": {"correct horse"}})); a.status != http.StatusSeeOther {
+		t.Fatalf("sign in again: %d", a.status)
+	}
+	waitCheckpoint(t, s2.URL, int64(countEvents(t, s.DB)))
+	after := ada2.get(ticket + "/proof")
+	if after.status != http.StatusOK || strings.Contains(after.body, "zqxproofphone") || strings.Contains(after.body, "zqxprooftitle") {
+		t.Fatalf("the bundle after: %d\n%.600s", after.status, after.body)
+	}
+	if code, out, errb := runWeb(t, "verify", "--bundle", save("after.json", after.body), "--vkey", vkey); code != 0 {
+		t.Errorf("the bundle made after the erasure: exit %d\n%s%s", code, out, errb)
+	}
+}
