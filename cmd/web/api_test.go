@@ -262,7 +262,7 @@ func dbDump(tb testing.TB, path string) string {
 	}
 	defer db.Close()
 	var out string
-	if err := db.QueryRow(`SELECT (SELECT group_concat(data, ' ') FROM events) || (SELECT group_concat(id || name || scopes, ' ') FROM tokens)`).Scan(&out); err != nil {
+	if err := db.QueryRow(`SELECT (SELECT group_concat(` + payloadData + `, ' ') FROM events) || (SELECT group_concat(id || name || scopes, ' ') FROM tokens)`).Scan(&out); err != nil {
 		tb.Fatal(err)
 	}
 	return out

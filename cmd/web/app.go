@@ -47,6 +47,7 @@ type types struct {
 	access  access.Types
 	hooks   hooks.Types
 	erase   erase.Types
+	braid   events.Type[logContinued] // the log's own events (migratev2.go)
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -56,6 +57,7 @@ func registry() (*events.Registry, types) {
 	er := erase.Register(reg) // first: the projections below show erasures
 	t := types{erase: er, users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
+	t.braid = registerBraid(reg)
 	return reg, t
 }
 

@@ -45,7 +45,7 @@ func TestBotTokenKeptToItsProject(t *testing.T) {
 	}
 	defer db.Close()
 	var data string
-	if err := db.QueryRow(`SELECT data FROM events WHERE event_type = 'token_created' ORDER BY position DESC LIMIT 1`).Scan(&data); err != nil {
+	if err := db.QueryRow(`SELECT ` + payloadData + ` FROM events WHERE event_type = 'token_created' ORDER BY position DESC LIMIT 1`).Scan(&data); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(data, `"project":"acme"`) || strings.Contains(data, m[1]) {

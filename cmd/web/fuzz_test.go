@@ -257,7 +257,7 @@ func fingerprint(path string, form url.Values) string {
 // command id and every string in their payload.
 func (h *fuzzHarness) checkAppended(t *testing.T, before int64, inputHadFFFD bool) {
 	t.Helper()
-	rows, err := h.db.Query(`SELECT position, actor, command_id, data FROM events WHERE position > ? ORDER BY position`, before)
+	rows, err := h.db.Query(`SELECT position, actor, command_id, `+payloadData+` FROM events WHERE position > ? ORDER BY position`, before)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -397,7 +397,7 @@ func TestRegistrationAndSignIn(t *testing.T) {
 	// The password is nowhere in the log.
 	db, _ := sql.Open("sqlite", s.DB)
 	var n int
-	db.QueryRow(`SELECT COUNT(*) FROM events WHERE data LIKE '%correct horse%'`).Scan(&n)
+	db.QueryRow(`SELECT COUNT(*) FROM events WHERE ` + payloadData + ` LIKE '%correct horse%'`).Scan(&n)
 	db.Close()
 	if n != 0 {
 		t.Fatalf("the password is in the log")

@@ -42,7 +42,7 @@ func eventsAfter(tb testing.TB, path string, from int) []logged {
 		tb.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT event_type, actor, data FROM events WHERE position > ? ORDER BY position`, from)
+	rows, err := db.Query(`SELECT event_type, actor, `+payloadData+` FROM events WHERE position > ? ORDER BY position`, from)
 	if err != nil {
 		tb.Fatal(err)
 	}

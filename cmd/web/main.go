@@ -62,6 +62,7 @@ func commands() []command {
 		{"verify", "check the braid and the anchors (--file F: an export, no database)", verify},
 		{"export", "write the log as JSON Lines", export},
 		{"import", "load a verified export into a new database", importCmd},
+		{"migrate-v2", "start a new braid v2 log (erasable payloads) from an old one: --db OLD --out NEW", migrateV2Cmd},
 		{"restore", "restore a replica into a new database, refused unless the braid verifies", restoreCmd},
 		{"anchor", "anchor the current head with a witness", anchorCmd},
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},

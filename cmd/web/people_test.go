@@ -32,7 +32,7 @@ func eventsOfType(tb testing.TB, path, typ string) (n int, actor, data string) {
 		tb.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.QueryRow(`SELECT COUNT(*), COALESCE(MAX(actor), ''), COALESCE(MAX(data), '') FROM events WHERE event_type = ?`, typ).Scan(&n, &actor, &data); err != nil {
+	if err := db.QueryRow(`SELECT COUNT(*), COALESCE(MAX(actor), ''), COALESCE(MAX(`+payloadData+`), '') FROM events WHERE event_type = ?`, typ).Scan(&n, &actor, &data); err != nil {
 		tb.Fatal(err)
 	}
 	return n, actor, data

@@ -55,7 +55,7 @@ func TestNewPersonGetsOpaqueID(t *testing.T) {
 		t.Fatalf("alice's id is %q, want p_ and 20 base32 characters", id)
 	}
 	var agg, actor, data string
-	queryOne(t, s.DB, `SELECT aggregate_id, actor, data FROM events WHERE event_type = 'user_registered'`, nil, &agg, &actor, &data)
+	queryOne(t, s.DB, `SELECT aggregate_id, actor, `+payloadData+` FROM events WHERE event_type = 'user_registered'`, nil, &agg, &actor, &data)
 	if agg != id || actor != id || !strings.Contains(data, `"username":"alice"`) {
 		t.Errorf("user_registered: aggregate %q, actor %q, data %s; want id %s both, username in the data", agg, actor, data, id)
 	}

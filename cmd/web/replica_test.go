@@ -236,7 +236,7 @@ func ticketPositions(t *testing.T, path string) map[string]int64 {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT position, json_extract(data, '$.title') FROM events WHERE event_type = 'ticket_opened'`)
+	rows, err := db.Query(`SELECT position, json_extract(` + payloadData + `, '$.title') FROM events WHERE event_type = 'ticket_opened'`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestVerifyPageInBrowser(t *testing.T) {
 
 	s.stop()
 	cp := tampered(t, s.DB, func(db *sql.DB) {
-		mustExec(t, db, `UPDATE events SET data = replace(data, 'Export', 'Exp0rt') WHERE position = 3`)
+		mustExec(t, db, `UPDATE payloads SET data = replace(data, 'Export', 'Exp0rt') WHERE position = 3`)
 	})
 	s2 := startServer(t, "--db", cp)
 	look(s2.URL, "verify-broken", "The braid is broken at position 3")

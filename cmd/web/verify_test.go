@@ -95,8 +95,9 @@ func loadEvent(tb testing.TB, db *sql.DB, pos int64) events.Event {
 
 func writeEvent(tb testing.TB, db *sql.DB, at int64, e events.Event) {
 	tb.Helper()
+	// A v2 row keeps data '' (its payload is in payloads, unchanged).
 	_, err := db.Exec(`UPDATE events SET position = ?, aggregate_type = ?, aggregate_id = ?, version = ?, event_type = ?, schema = ?,
-		actor = ?, occurred_at = ?, command_id = ?, data = ?, parent_hash = ?, hash = ? WHERE position = ?`,
+		actor = ?, occurred_at = ?, command_id = ?, data = iif(format = 2, '', ?), parent_hash = ?, hash = ? WHERE position = ?`,
 		e.Position, e.AggregateType, e.AggregateID, e.Version, e.Type, e.Schema, e.Actor, e.OccurredAt, e.CommandID,
 		string(e.Data), e.ParentHash[:], e.Hash[:], at)
 	if err != nil {
@@ -173,9 +174,17 @@ func TestVerifyFindsTampering(t *testing.T) {
 		wantLine string // prefix of the first line
 	}{
 		{"payload bytes", func(db *sql.DB) {
-			mustExec(t, db, fmt.Sprintf(`UPDATE events SET data = replace(data, '"n":', '"n": ') WHERE position = %d`, k))
+			mustExec(t, db, fmt.Sprintf(`UPDATE payloads SET data = replace(data, '"n":', '"n": ') WHERE position = %d`, k))
 		},
-			1, fmt.Sprintf("broken at position %d: hash mismatch", k)},
+			1, fmt.Sprintf("broken at position %d: payload commitment mismatch", k)},
+		{"salt", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`UPDATE payloads SET salt = zeroblob(32) WHERE position = %d`, k))
+		},
+			1, fmt.Sprintf("broken at position %d: payload commitment mismatch", k)},
+		{"payload row deleted", func(db *sql.DB) {
+			mustExec(t, db, fmt.Sprintf(`DELETE FROM payloads WHERE position = %d`, k))
+		},
+			1, fmt.Sprintf("broken at position %d: v2 payload missing", k)},
 		{"actor", func(db *sql.DB) {
 			mustExec(t, db, fmt.Sprintf(`UPDATE events SET actor = 'mallory' WHERE position = %d`, k))
 		},
@@ -258,3 +267,8 @@ func TestVerifyFindsTampering(t *testing.T) {
 		})
 	}
 }
+
+// payloadData is the SQL for an events row's payload in a test's query on
+// events (unaliased): a braid v2 payload lives in payloads, a v1 one in
+// events.data.
+const payloadData = `COALESCE((SELECT p.data FROM payloads p WHERE p.position = events.position), events.data)`

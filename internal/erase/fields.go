@@ -59,6 +59,9 @@ var Fields = map[string][]string{
 	"webhook_changed":  nil,
 	"webhook_disabled": nil,
 	"webhook_enabled":  nil,
+	// the log's own: a v2 log's first event names the old log's head
+	// and checkpoint (web migrate-v2)
+	"log_continued": nil,
 	// erasure itself holds no personal data (the reason is checked short
 	// and the docs say not to put any in it)
 	"erased": nil,

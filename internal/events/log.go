@@ -18,7 +18,7 @@ const eventColumns = `e.position, e.aggregate_type, e.aggregate_id, e.version, e
 // eventsFrom is the FROM clause eventColumns reads: every column of a
 // WHERE after it must name its table (e. or p.). A LEFT JOIN on the
 // payloads' INTEGER PRIMARY KEY is one rowid lookup per row.
-const eventsFrom = `events e LEFT JOIN payloads p ON p.position = e.position`
+const eventsFrom = `events e LEFT JOIN payloads p ON p.position = e.position AND e.format = 2`
 
 func scanEvent(s interface{ Scan(...any) error }, e *Event) error {
 	var data string
