@@ -88,7 +88,8 @@ func TestRoleCommandTable(t *testing.T) {
 		}
 		own[role] = a.openIn(t, b, "opened by "+name)
 		commentOn(t, b, own[role], "said by "+name)
-		ownComment[role] = own[role] + "/comments/1" // its first comment
+		ownComment[role] = own[role] + "/comments/1"     // its first comment
+		commentOn(t, b, own[role], "to erase, by "+name) // its second: erased below
 		switch role {
 		case "viewer":
 			a.grant(t, ada, name, "viewer")
@@ -143,6 +144,13 @@ func TestRoleCommandTable(t *testing.T) {
 		}, 303},
 		{"delete one's own comment", access.EditOwnComment, func(role string) (string, string, url.Values) {
 			return "DELETE", ownComment[role], nil
+		}, 303},
+		{"erase one's own comment", access.EraseOwnComment, func(role string) (string, string, url.Values) {
+			return "POST", own[role] + "/comments/2/erase", url.Values{"reason": {"mine"}}
+		}, 303},
+		{"erase a ticket's text", access.Erase, func(role string) (string, string, url.Values) {
+			tk := fresh("to erase")
+			return "POST", "/admin/erase", url.Values{"scope": {"ticket"}, "target": {strings.TrimPrefix(tk, "/tickets/")}, "reason": {"test"}, "confirm": {"yes"}}
 		}, 303},
 		{"watch", access.Watch, func(role string) (string, string, url.Values) {
 			if role == "admin" { // ada watches what she opens

@@ -11,6 +11,7 @@ import (
 
 	"braid/internal/access"
 	"braid/internal/auth"
+	"braid/internal/erase"
 	"braid/internal/events"
 	"braid/internal/hooks"
 	"braid/internal/notify"
@@ -45,6 +46,7 @@ type types struct {
 	notify  notify.Types
 	access  access.Types
 	hooks   hooks.Types
+	erase   erase.Types
 	braid   events.Type[logContinued] // the log's own events (migratev2.go)
 }
 
@@ -52,7 +54,8 @@ type types struct {
 // type is one visible edit in the package that owns it.
 func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
-	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
+	er := erase.Register(reg) // first: the projections below show erasures
+	t := types{erase: er, users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
 	t.braid = registerBraid(reg)
 	return reg, t

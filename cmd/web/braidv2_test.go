@@ -18,8 +18,14 @@ import (
 	"braid/migrations"
 )
 
+// erasedThings has the shape of internal/erase's payload that the
+// projections read (positions as objects).
 type erasedThings struct {
-	Positions []int64 `json:"positions"`
+	Positions []erasedThing `json:"positions"`
+}
+
+type erasedThing struct {
+	Position int64 `json:"position"`
 }
 
 // seedErasedLog is seedLog's log of n events (v2) with the payloads at
@@ -43,7 +49,7 @@ func seedErasedLog(tb testing.TB, n int, positions ...int64) (string, events.Hea
 	defer w.Close()
 	_, err = w.Do(ctx, events.Command{Actor: "admin",
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-			return []events.Change{{AggregateType: "erasure", AggregateID: "1", Expect: 0, Events: []events.Pending{erased.New(erasedThings{positions})}}}, nil
+			return []events.Change{{AggregateType: "erasure", AggregateID: "1", Expect: 0, Events: []events.Pending{erased.New(erasedThings{things(positions)})}}}, nil
 		},
 		After: func(ctx context.Context, q events.Querier, appended []events.Event) error {
 			for _, p := range positions {
@@ -276,4 +282,12 @@ func sha256File(t *testing.T, path string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
+}
+
+func things(positions []int64) []erasedThing {
+	out := make([]erasedThing, len(positions))
+	for i, p := range positions {
+		out[i] = erasedThing{p}
+	}
+	return out
 }

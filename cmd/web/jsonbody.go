@@ -50,6 +50,10 @@ var jsonFields = map[string][]string{
 	"POST /p/:slug/webhooks/:id":           {"url", "events"},
 	"POST /p/:slug/webhooks/:id/toggle":    {"on"},
 	"POST /p/:slug/webhooks/:id/redeliver": {"position"},
+
+	// Erasure (erase.go).
+	"POST /admin/erase":                     {"scope", "target", "with_comments", "reason", "confirm"},
+	"POST /tickets/:id/comments/:cid/erase": {"reason"},
 }
 
 // jsonBody lets a script send a command route a JSON object instead of a

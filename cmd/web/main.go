@@ -68,6 +68,7 @@ func commands() []command {
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},
 		{"key", "print the log's verifier key and origin (for checkpoints)", keyCmd},
 		{"mirror", "keep a read-only, verified copy of another Braid (URL --db COPY)", mirrorCmd},
+		{"erase", "erase a comment, a ticket's text or a person's data from a braid v2 log", eraseCmd},
 		{"doctor", "check a deployment: disk, WAL, integrity, key, anchors, verify and export age", doctor},
 	}
 }

@@ -26,7 +26,7 @@ import (
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, webhooks *hooks.Handlers, mon *web.Monitor, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, webhooks *hooks.Handlers, erasing *eraseHandlers, mon *web.Monitor, secure bool) {
 	// Before routing and before anything reads the request: one log line
 	// with the final status, panics turned into 500s, the headers every
 	// answer carries, the body cap, then the method override (which reads
@@ -117,6 +117,10 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/admin/registration", people.SetRegistration)
 	u.POST("/admin/roles", people.SetRole)
 	u.POST("/admin/rename", people.AdminRename)
+	// Erasure (internal/erase, docs/privacy.md): the form, then a step
+	// showing what will be erased, then (confirm=yes) the erasure.
+	u.GET("/admin/erase", erasing.Form)
+	u.POST("/admin/erase", erasing.Post)
 
 	// Projects and the roles people hold in them (internal/access): each
 	// page 404s for someone who may not see the project.
@@ -169,6 +173,9 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.PATCH("/tickets/:id/comments/:cid", tix.UpdateComment, read)
 	u.GET("/tickets/:id/comments/:cid/delete", tix.ConfirmDeleteComment, read)
 	u.DELETE("/tickets/:id/comments/:cid", tix.DeleteComment, read)
+	// Its author erases it for good (asks first, on GET).
+	u.GET("/tickets/:id/comments/:cid/erase", erasing.ConfirmComment, read)
+	u.POST("/tickets/:id/comments/:cid/erase", erasing.EraseComment, read)
 
 	// Notifications: watching tickets, the inbox, the digest address.
 	u.POST("/tickets/:id/watch", inbox.Watch, read)

@@ -15,6 +15,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/anchor"
 	"braid/internal/auth"
+	"braid/internal/erase"
 	"braid/internal/hooks"
 	"braid/internal/metrics"
 	"braid/internal/notify"
@@ -277,7 +278,8 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	if a.stream != nil {
 		a.stream.Env, w.Stream = w, a.stream.Stream
 	}
-	routes(e, w, people, tix, inbox, projects, webhooks, mon, secure)
+	erasing := &eraseHandlers{env: w, svc: &erase.Service{DB: a.db, Writer: a.writer, Types: a.types.erase}}
+	routes(e, w, people, tix, inbox, projects, webhooks, erasing, mon, secure)
 	return e
 }
 

@@ -72,6 +72,11 @@ const (
 	ManageWebhooks Action = "manage_webhooks" // see, create, change and disable the project's webhooks
 	CreateProject  Action = "create_project"
 	SiteAdmin      Action = "site_admin" // the admin page: site invitations, registration, admins
+
+	// Erase removes personal data from the log (internal/erase, docs/privacy.md);
+	// an author erasing their own comment needs EraseOwnComment in its project.
+	Erase           Action = "erase"
+	EraseOwnComment Action = "erase_own_comment"
 )
 
 // Table is the least role each action needs. It is the only place that
@@ -92,6 +97,9 @@ var Table = map[Action]Role{
 	ManageWebhooks: Owner,
 	CreateProject:  Admin,
 	SiteAdmin:      Admin,
+
+	Erase:           Admin,
+	EraseOwnComment: Reporter,
 }
 
 // System is the operator's actor (web admin), allowed everything.

@@ -341,7 +341,8 @@ func Names(ctx context.Context, q events.Querier, ids []string) (map[string]temp
 		return out, nil
 	}
 	// SQLite allows 32,766 parameters; a page names a few dozen people.
-	rows, err := q.QueryContext(ctx, `SELECT id, username, display_name FROM users WHERE id IN (?`+strings.Repeat(",?", len(uniq)-1)+`)`, uniq...)
+	// An erased person (internal/erase) is shown as such, under their id.
+	rows, err := q.QueryContext(ctx, `SELECT id, username, CASE WHEN erased_at != '' THEN 'Erased person' ELSE display_name END FROM users WHERE id IN (?`+strings.Repeat(",?", len(uniq)-1)+`)`, uniq...)
 	if err != nil {
 		return nil, fmt.Errorf("look up names: %w", err)
 	}

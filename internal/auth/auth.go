@@ -65,13 +65,30 @@ func Register(reg *events.Registry) Types {
 	// registered since person ids came in, the username itself for those
 	// registered before (people_lookup.go).
 	events.On(reg, p, t.Registered, func(ctx context.Context, q events.Querier, e *events.Event, d Registered) error {
+		username := d.Username
+		if username == "" { // an erased registration (internal/erase): the id stands in
+			username = e.AggregateID
+		}
 		_, err := q.ExecContext(ctx, `INSERT INTO users (id, username, display_name, registered_at) VALUES (?, ?, ?, ?)`,
-			e.AggregateID, d.Username, d.DisplayName, e.OccurredAt)
+			e.AggregateID, username, d.DisplayName, e.OccurredAt)
 		return err
 	})
 	events.On(reg, p, t.UsernameChanged, applyUsernameChanged)
 	events.On(reg, p, t.DisplayNameChanged, func(ctx context.Context, q events.Querier, e *events.Event, d DisplayNameChanged) error {
 		_, err := q.ExecContext(ctx, `UPDATE users SET display_name = ? WHERE id = ?`, d.DisplayName, e.AggregateID)
+		return err
+	})
+	// An erased person (internal/erase, scope person) keeps their id, which
+	// stands in for their username; their names and former names go.
+	events.On(reg, p, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		if d.Scope != "person" {
+			return nil
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM former_usernames WHERE user_id = ?`, d.Target); err != nil {
+			return err
+		}
+		_, err := q.ExecContext(ctx, `UPDATE users SET username = id, display_name = '', erased_at = ?, erased_by_role = ? WHERE id = ?`,
+			e.OccurredAt, d.ByRole, d.Target)
 		return err
 	})
 	registerJoining(reg, &t)
@@ -337,4 +354,19 @@ func All(ctx context.Context, q events.Querier) ([]User, error) {
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// erasure is what auth's projections read of an `erased` event
+// (internal/erase defines it, and must be registered first).
+type erasure struct {
+	Scope     string `json:"scope"`
+	Target    string `json:"target"`
+	ByRole    string `json:"by_role"`
+	Positions []struct {
+		Type string `json:"type"`
+		Kept struct {
+			Token      string `json:"token"`
+			Invitation string `json:"invitation"`
+		} `json:"kept"`
+	} `json:"positions"`
 }

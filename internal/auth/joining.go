@@ -128,6 +128,16 @@ func registerJoining(reg *events.Registry, t *Types) {
 			d.Invitation, d.Role, d.Note, e.Actor, e.OccurredAt, d.ExpiresAt, d.Project)
 		return err
 	})
+	events.On(reg, i, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		for _, x := range d.Positions {
+			if x.Type == "invitation_created" {
+				if _, err := q.ExecContext(ctx, `UPDATE invitations SET note = '' WHERE id = ?`, x.Kept.Invitation); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 	events.On(reg, i, t.InvitationUsed, func(ctx context.Context, q events.Querier, e *events.Event, d InvitationUsed) error {
 		_, err := q.ExecContext(ctx, `UPDATE invitations SET state = 'used', closed_by = ?, closed_at = ? WHERE id = ?`,
 			d.Person, e.OccurredAt, d.Invitation)

@@ -83,6 +83,16 @@ func registerTokens(reg *events.Registry, t *Types) {
 		_, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, e.OccurredAt, d.Token)
 		return err
 	})
+	events.On(reg, p, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		for _, x := range d.Positions {
+			if x.Type == "token_created" {
+				if _, err := q.ExecContext(ctx, `UPDATE tokens SET name = '' WHERE id = ?`, x.Kept.Token); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // NewToken is what CreateToken asks for. Expires is the last moment the

@@ -23,6 +23,9 @@ type UsernameChanged struct {
 // the username (the registration default) follows it, so the old name is
 // not shown beside the new one.
 func applyUsernameChanged(ctx context.Context, q events.Querier, e *events.Event, d UsernameChanged) error {
+	if d.To == "" { // erased (internal/erase): the erasure set the username to the id
+		return nil
+	}
 	if _, err := q.ExecContext(ctx, `DELETE FROM former_usernames WHERE username = ?`, d.To); err != nil {
 		return err
 	}

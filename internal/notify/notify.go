@@ -75,6 +75,9 @@ type (
 		Body      string `json:"body"`
 		CommentID int64  `json:"comment_id"`
 		Assignee  string `json:"assignee"`
+		// Mentioned is kept in an erased payload's remnant (internal/erase):
+		// the ids this projection found mentioned when the body was there.
+		Mentioned []string `json:"mentioned"`
 	}
 )
 
@@ -96,11 +99,29 @@ func Register(reg *events.Registry) Types {
 	// registered before person ids) with their current username, which
 	// @mentions name.
 	events.On(reg, p, events.Type[person]{Name: "user_registered", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d person) error {
-		_, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO notify_people (user_id, username) VALUES (?, ?)`, e.AggregateID, d.Username)
+		username := d.Username
+		if username == "" { // erased (internal/erase): the id stands in
+			username = e.AggregateID
+		}
+		_, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO notify_people (user_id, username) VALUES (?, ?)`, e.AggregateID, username)
 		return err
 	})
 	events.On(reg, p, events.Type[renamed]{Name: "username_changed", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d renamed) error {
+		if d.To == "" { // erased (internal/erase)
+			return nil
+		}
 		_, err := q.ExecContext(ctx, `UPDATE notify_people SET username = ? WHERE user_id = ?`, d.To, e.AggregateID)
+		return err
+	})
+	// An erased person: their username and digest address go.
+	events.On(reg, p, events.Type[erasedPerson]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasedPerson) error {
+		if d.Scope != "person" {
+			return nil
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM notify_emails WHERE user_id = ?`, d.Target); err != nil {
+			return err
+		}
+		_, err := q.ExecContext(ctx, `UPDATE notify_people SET username = user_id WHERE user_id = ?`, d.Target)
 		return err
 	})
 
@@ -174,8 +195,9 @@ func Register(reg *events.Registry) Types {
 					return err
 				}
 			}
-			n.mentioned, err = mentioned(ctx, q, d.Body)
-			if err != nil {
+			if e.ErasedBy != 0 { // the body is erased; its remnant says who was mentioned
+				n.mentioned = d.Mentioned
+			} else if n.mentioned, err = mentioned(ctx, q, d.Body); err != nil {
 				return err
 			}
 			for _, u := range n.mentioned {
@@ -288,4 +310,10 @@ func mentioned(ctx context.Context, q events.Querier, s string) ([]string, error
 		out = append(out, id)
 	}
 	return out, nil
+}
+
+// erasedPerson is what notify reads of an `erased` event (internal/erase).
+type erasedPerson struct {
+	Scope  string `json:"scope"`
+	Target string `json:"target"`
 }

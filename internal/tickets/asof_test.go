@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"braid/internal/auth"
+	"braid/internal/erase"
 	"braid/internal/events"
 	"braid/internal/tickets"
 	"braid/internal/tickets/tickettest"
@@ -38,6 +39,7 @@ func newTestLog(tb testing.TB, path string) *testLog {
 		tb.Fatal(err)
 	}
 	reg := events.NewRegistry()
+	erase.Register(reg)
 	ut := auth.Register(reg)
 	tt := tickets.Register(reg)
 	// A clock that steps 1ms per command: deterministic for a seed.
@@ -114,6 +116,7 @@ func TestAsOfMatchesProjectionAtEveryPosition(t *testing.T) {
 	}
 	defer dst.Close()
 	reg := events.NewRegistry()
+	erase.Register(reg)
 	auth.Register(reg)
 	tickets.Register(reg)
 	tx, err := dst.Write.BeginTx(ctx, nil)

@@ -242,7 +242,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 	}
 	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: who(t.Assignee),
 		Author: who(t.Author), Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
-		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c)}
+		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c), Erased: t.Erased.Sentence()}
 	v.CommentForm.Values["body"] = ""
 	v.AssignForm.Values["assignee"] = who(t.Assignee).Username
 	if t.Assignee == "" {
@@ -250,7 +250,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 	}
 	for _, cm := range t.Comments {
 		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: who(cm.Author), Body: cm.Body,
-			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me})
+			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me, Erased: cm.Erased.Sentence()})
 	}
 	h.renderMarkdown(c.Request().Context(), &v)
 	return v, nil

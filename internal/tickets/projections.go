@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"strings"
 
 	"braid/internal/events"
 )
@@ -37,7 +38,7 @@ func Register(reg *events.Registry) Types {
 		return setLabels(ctx, q, e.AggregateID, d.Labels)
 	})
 	events.On(reg, p, t.Edited, func(ctx context.Context, q events.Querier, e *events.Event, d Edited) error {
-		if _, err := q.ExecContext(ctx, `UPDATE tickets SET title = ?, body = ?, version = ?, updated_at = ? WHERE id = ?`,
+		if _, err := q.ExecContext(ctx, `UPDATE tickets SET title = ?, body = ?, erased_at = '', erased_by_role = '', version = ?, updated_at = ? WHERE id = ?`,
 			d.Title, d.Body, e.Version, e.OccurredAt, e.AggregateID); err != nil {
 			return err
 		}
@@ -89,13 +90,40 @@ func Register(reg *events.Registry) Types {
 		return err
 	})
 	events.On(reg, c, t.CommentEdited, func(ctx context.Context, q events.Querier, e *events.Event, d CommentEdited) error {
-		_, err := q.ExecContext(ctx, `UPDATE comments SET body = ?, edited_at = ? WHERE ticket_id = ? AND id = ?`,
+		_, err := q.ExecContext(ctx, `UPDATE comments SET body = ?, edited_at = ?, erased_at = '', erased_by_role = '' WHERE ticket_id = ? AND id = ?`,
 			d.Body, e.OccurredAt, e.AggregateID, d.CommentID)
 		return err
 	})
 	events.On(reg, c, t.CommentDeleted, func(ctx context.Context, q events.Querier, e *events.Event, d CommentDeleted) error {
 		_, err := q.ExecContext(ctx, `DELETE FROM comments WHERE ticket_id = ? AND id = ?`, e.AggregateID, d.CommentID)
 		return err
+	})
+
+	// An erasure (internal/erase) blanks the text its payloads had put
+	// here and says when and by whom; replay reaches the same rows from the
+	// erased payloads' remnants (no title, no body) and this handler.
+	erased := events.Type[erasure]{Name: "erased", Schema: 1}
+	events.On(reg, p, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		for _, id := range d.Tickets {
+			if _, err := q.ExecContext(ctx, `UPDATE tickets SET title = '', body = '', erased_at = ?, erased_by_role = ? WHERE id = ?`,
+				e.OccurredAt, d.ByRole, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	events.On(reg, c, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		for _, x := range d.Positions {
+			ticket, ok := strings.CutPrefix(x.Aggregate, Aggregate+"/")
+			if !ok || (x.Type != "comment_added" && x.Type != "comment_edited") {
+				continue
+			}
+			if _, err := q.ExecContext(ctx, `UPDATE comments SET body = '', erased_at = ?, erased_by_role = ? WHERE ticket_id = ? AND id = ?`,
+				e.OccurredAt, d.ByRole, ticket, x.Kept.CommentID); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 
 	// full-text search over title and body (FTS5, rowid = ticket id).
@@ -112,8 +140,34 @@ func Register(reg *events.Registry) Types {
 		return err
 	})
 
+	events.On(reg, s, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		for _, id := range d.Tickets {
+			if _, err := q.ExecContext(ctx, `DELETE FROM tickets_fts WHERE rowid = ?`, id); err != nil {
+				return err
+			}
+			if _, err := q.ExecContext(ctx, `INSERT INTO tickets_fts (rowid, title, body) VALUES (?, '', '')`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
 	registerViews(reg, &t) // a person's saved views of the list
 	return t
+}
+
+// erasure is what the ticket projections read of an `erased` event
+// (internal/erase defines it, and must be registered first).
+type erasure struct {
+	Positions []struct {
+		Type      string `json:"type"`
+		Aggregate string `json:"aggregate"`
+		Kept      struct {
+			CommentID int64 `json:"comment_id"`
+		} `json:"kept"`
+	} `json:"positions"`
+	Tickets []int64 `json:"tickets"`
+	ByRole  string  `json:"by_role"`
 }
 
 // count adds by to the number of tickets with status.

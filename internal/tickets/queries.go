@@ -274,10 +274,13 @@ func splitLabels(s string) []string {
 func Get(ctx context.Context, q events.Querier, id int64) (Ticket, error) {
 	t := Ticket{ID: id, Comments: []Comment{}}
 	var labels string
+	var erasedAt, erasedBy string
 	err := q.QueryRowContext(ctx, `SELECT title, body, status, assignee, author, version, opened_at, updated_at, project,
-		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = tickets.id ORDER BY rowid)), '')
+		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = tickets.id ORDER BY rowid)), ''),
+		erased_at, erased_by_role
 		FROM tickets WHERE id = ?`, id).
-		Scan(&t.Title, &t.Body, &t.Status, &t.Assignee, &t.Author, &t.Version, &t.OpenedAt, &t.UpdatedAt, &t.Project, &labels)
+		Scan(&t.Title, &t.Body, &t.Status, &t.Assignee, &t.Author, &t.Version, &t.OpenedAt, &t.UpdatedAt, &t.Project, &labels, &erasedAt, &erasedBy)
+	t.Erased = newErasure(erasedAt, erasedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errs.E(errs.NotFound, "There is no ticket #%d.", id)
 	}
@@ -285,16 +288,17 @@ func Get(ctx context.Context, q events.Querier, id int64) (Ticket, error) {
 		return t, fmt.Errorf("ticket %d: %w", id, err)
 	}
 	t.Labels = splitLabels(labels)
-	rows, err := q.QueryContext(ctx, `SELECT id, author, body, created_at, edited_at, position FROM comments WHERE ticket_id = ? ORDER BY id`, id)
+	rows, err := q.QueryContext(ctx, `SELECT id, author, body, created_at, edited_at, position, erased_at, erased_by_role FROM comments WHERE ticket_id = ? ORDER BY id`, id)
 	if err != nil {
 		return t, fmt.Errorf("comments of %d: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c Comment
-		if err := rows.Scan(&c.ID, &c.Author, &c.Body, &c.CreatedAt, &c.EditedAt, &c.Position); err != nil {
+		if err := rows.Scan(&c.ID, &c.Author, &c.Body, &c.CreatedAt, &c.EditedAt, &c.Position, &erasedAt, &erasedBy); err != nil {
 			return t, err
 		}
+		c.Erased = newErasure(erasedAt, erasedBy)
 		t.Comments = append(t.Comments, c)
 	}
 	return t, rows.Err()
@@ -348,7 +352,11 @@ func (t Types) History(ctx context.Context, q events.Querier, r *events.Registry
 	for i := range evs {
 		before := s
 		s = t.Apply(s, &evs[i], r)
-		steps = append(steps, Step{Event: evs[i], Changes: diff(before, s, &evs[i])})
+		ch := diff(before, s, &evs[i])
+		if evs[i].ErasedBy != 0 { // internal/erase: its text is gone; say so
+			ch = append([]Change{{Field: "payload", After: "(payload erased)"}}, ch...)
+		}
+		steps = append(steps, Step{Event: evs[i], Changes: ch})
 	}
 	return steps, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"braid/internal/access"
@@ -90,24 +91,59 @@ type Comment struct {
 	EditedAt  string `json:"edited_at,omitempty"`
 	Deleted   bool   `json:"deleted,omitempty"`
 	Position  int64  `json:"position"`
+	// Erased says its text was erased (internal/erase): when, and by whom.
+	Erased *Erasure `json:"erased,omitempty"`
+}
+
+// Erasure says when erased text was erased and in which role: "admin" (a
+// site admin or the operator) or "author".
+type Erasure struct {
+	At     string `json:"at"`
+	ByRole string `json:"by_role"`
+}
+
+// Sentence says it for a page: "Erased on 23 Nov 2026 by an admin" (or
+// "by its author"); "" for nil.
+func (e *Erasure) Sentence() string {
+	if e == nil {
+		return ""
+	}
+	day := e.At
+	if t, err := time.Parse(time.RFC3339Nano, e.At); err == nil {
+		day = t.UTC().Format("2 Jan 2006")
+	}
+	by := "an admin"
+	if e.ByRole == "author" {
+		by = "its author"
+	}
+	return "Erased on " + day + " by " + by
+}
+
+func newErasure(at, role string) *Erasure {
+	if at == "" {
+		return nil
+	}
+	return &Erasure{At: at, ByRole: role}
 }
 
 // Ticket is the state of one ticket: a fold of its own events.
 type Ticket struct {
-	ID          int64     `json:"id"`
-	Project     string    `json:"project"`
-	Title       string    `json:"title"`
-	Body        string    `json:"body"`
-	Labels      []string  `json:"labels"`
-	Status      string    `json:"status"`
-	Assignee    string    `json:"assignee"`
-	Author      string    `json:"author"`
-	Version     int64     `json:"version"`
-	Position    int64     `json:"position"` // log position of the last event folded
-	OpenedAt    string    `json:"opened_at"`
-	UpdatedAt   string    `json:"updated_at"`
-	Comments    []Comment `json:"comments"`
-	LastComment int64     `json:"-"`
+	ID        int64     `json:"id"`
+	Project   string    `json:"project"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	Labels    []string  `json:"labels"`
+	Status    string    `json:"status"`
+	Assignee  string    `json:"assignee"`
+	Author    string    `json:"author"`
+	Version   int64     `json:"version"`
+	Position  int64     `json:"position"` // log position of the last event folded
+	OpenedAt  string    `json:"opened_at"`
+	UpdatedAt string    `json:"updated_at"`
+	Comments  []Comment `json:"comments"`
+	// Erased says its title and description were erased (internal/erase).
+	Erased      *Erasure `json:"erased,omitempty"`
+	LastComment int64    `json:"-"`
 	lastHash    [32]byte
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"braid/internal/erase"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/tickets"
@@ -21,6 +22,7 @@ type history struct {
 
 func newHistory(tb testing.TB) *history {
 	reg := events.NewRegistry()
+	erase.Register(reg)
 	return &history{tb: tb, reg: reg, types: tickets.Register(reg)}
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -105,7 +106,7 @@ func (env *Env) Event(c echo.Context) error {
 	}
 	v := templates.EventView{Position: e.Position, AggregateType: e.AggregateType, AggregateID: e.AggregateID,
 		Link: aggregateLink(e.AggregateType, e.AggregateID), Version: e.Version, Type: e.Type, Schema: e.Schema,
-		Actor: e.Actor, OccurredAt: e.OccurredAt, CommandID: e.CommandID, Data: string(e.Data),
+		Actor: e.Actor, OccurredAt: e.OccurredAt, CommandID: e.CommandID, Data: eventData(&e),
 		ParentHash: events.Hex(e.ParentHash), Hash: events.Hex(e.Hash), HasNext: env.Writer.Head().Position > e.Position}
 	return Render(c, http.StatusOK, templates.Event(env.Page(c, "Event "+c.Param("position"), "events"), v))
 }
@@ -124,4 +125,13 @@ func (env *Env) redact(c echo.Context, e *events.Event) {
 		return
 	}
 	e.Data = []byte(hidden)
+}
+
+// eventData is an event's payload as the event page shows it: an erased
+// one (internal/erase) says so, with the structure it kept.
+func eventData(e *events.Event) string {
+	if e.ErasedBy != 0 {
+		return fmt.Sprintf("payload erased (by the erased event at position %d); kept: %s", e.ErasedBy, e.Data)
+	}
+	return string(e.Data)
 }
