@@ -13,6 +13,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/internal/hooks"
+	"braid/internal/importer"
 	"braid/internal/notify"
 	"braid/internal/stream"
 	"braid/internal/tickets"
@@ -45,6 +46,8 @@ type types struct {
 	notify  notify.Types
 	access  access.Types
 	hooks   hooks.Types
+	// importer: people imported from another tracker (import-issues).
+	importer importer.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -52,7 +55,8 @@ type types struct {
 func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
 	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
-	t.notify = notify.Register(reg) // reads the events of both, by their stored names
+	t.notify = notify.Register(reg)     // reads the events of both, by their stored names
+	t.importer = importer.Register(reg) // after auth: imported people are rows of users
 	return reg, t
 }
 

@@ -62,6 +62,7 @@ func commands() []command {
 		{"verify", "check the braid and the anchors (--file F: an export, no database)", verify},
 		{"export", "write the log as JSON Lines", export},
 		{"import", "load a verified export into a new database", importCmd},
+		{"import-issues", "load issues and comments exported from GitHub or Gitea (docs/import.md)", importIssuesCmd},
 		{"restore", "restore a replica into a new database, refused unless the braid verifies", restoreCmd},
 		{"anchor", "anchor the current head with a witness", anchorCmd},
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},
