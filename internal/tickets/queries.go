@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -231,6 +232,16 @@ func Get(ctx context.Context, q events.Querier, id int64) (Ticket, error) {
 		return t, fmt.Errorf("ticket %d: %w", id, err)
 	}
 	t.Labels = splitLabels(labels)
+	// Where an imported ticket came from is in its ticket_opened only
+	// (internal/importer): read it from there, the first event.
+	var opened string
+	if err := q.QueryRowContext(ctx, `SELECT data FROM events WHERE aggregate_type = ? AND aggregate_id = ? AND version = 1`,
+		Aggregate, strconv.FormatInt(id, 10)).Scan(&opened); err == nil && strings.Contains(opened, `"imported"`) {
+		var d Opened
+		if json.Unmarshal([]byte(opened), &d) == nil {
+			t.Imported = d.Imported
+		}
+	}
 	rows, err := q.QueryContext(ctx, `SELECT id, author, body, created_at, edited_at, position FROM comments WHERE ticket_id = ? ORDER BY id`, id)
 	if err != nil {
 		return t, fmt.Errorf("comments of %d: %w", id, err)
