@@ -243,3 +243,35 @@ func TestImportIssuesClaim(t *testing.T) {
 		t.Fatalf("verify: %+v", r)
 	}
 }
+
+// The admin page's claim form: a site admin claims an imported person
+// (the page then names the admin for their ticket); a name that is not
+// imported re-shows the form with the message beside the field and
+// appends nothing; someone who is not an admin gets 403.
+func TestImportIssuesClaimOnAdminPage(t *testing.T) {
+	path := newDB(t)
+	if code, out, errOut := runWeb(t, "import-issues", "--db", path, "--from", "github", ghFixture); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	url, _ := startServerOn(t, path)
+	ada := newBrowser(t, url)
+	ada.register("ada") // the first person: the site admin
+	bob := newBrowser(t, url).from("127.0.0.61")
+	bob.register("bob")
+	n := countEvents(t, path)
+	if a := ada.post("/admin/claim", ada.form("/admin", "/admin/claim", map[string][]string{"imported": {"bob"}, "by": {"ada"}})); a.status != 422 ||
+		!strings.Contains(a.body, "was not imported from another tracker") || countEvents(t, path) != n {
+		t.Fatalf("claiming a real person: %d, %d events (were %d)\n%.2000s", a.status, countEvents(t, path), n, a.body)
+	}
+	v := bob.form("/tickets/new", "/tickets", nil) // bob's own CSRF token
+	v2 := map[string][]string{"_csrf": v["_csrf"], "imported": {"gh-mona"}, "by": {"bob"}}
+	if a := bob.post("/admin/claim", v2); a.status != 403 || countEvents(t, path) != n || !strings.Contains(a.body, "Only a site admin may") {
+		t.Fatalf("bob claims: %d", a.status)
+	}
+	if a := ada.post("/admin/claim", ada.form("/admin", "/admin/claim", map[string][]string{"imported": {"gh-mona"}, "by": {"ada"}})); a.status != 303 {
+		t.Fatalf("claim: %d\n%.2000s", a.status, a.body)
+	}
+	if page := ada.get("/tickets/1").body; strings.Contains(page, "@gh-mona") || !strings.Contains(page, `href="/people/ada"`) {
+		t.Fatalf("after the claim the page still names gh-mona:\n%.3000s", page)
+	}
+}

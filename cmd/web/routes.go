@@ -117,6 +117,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/admin/registration", people.SetRegistration)
 	u.POST("/admin/roles", people.SetRole)
 	u.POST("/admin/rename", people.AdminRename)
+	u.POST("/admin/claim", people.AdminClaim) // imported people (docs/import.md)
 
 	// Projects and the roles people hold in them (internal/access): each
 	// page 404s for someone who may not see the project.
