@@ -30,6 +30,8 @@ var adminCommands = []struct{ name, synopsis, summary string }{
 		"give a person a role in a project (project_role_granted, actor system); the site must be stopped"},
 	{"revoke", "admin revoke [--db PATH] USERNAME PROJECT",
 		"take a person's role in a project away (project_role_revoked, actor system); the site must be stopped"},
+	{"claim", "admin claim [--db PATH] IMPORTED_USERNAME REAL_USERNAME",
+		"show a real person for someone imported from another tracker (person_claimed, actor system); the site must be stopped"},
 }
 
 func adminUsage(e env) {
@@ -57,6 +59,8 @@ func adminCmd(ctx context.Context, e env, args []string) error {
 		return adminProjects(ctx, e, args[1:])
 	case "grant", "revoke":
 		return adminGrant(ctx, e, args[1:], args[0] == "revoke")
+	case "claim":
+		return adminClaim(ctx, e, args[1:])
 	case "create-admin":
 		return adminCommand(ctx, e, args[1:], 2, "USERNAME", func(ctx context.Context, s *auth.Service, arg string) (string, error) {
 			id, err := auth.IDByUsername(ctx, s.DB.Read, arg)

@@ -14,6 +14,7 @@ import (
 	"braid/internal/erase"
 	"braid/internal/events"
 	"braid/internal/hooks"
+	"braid/internal/importer"
 	"braid/internal/notify"
 	"braid/internal/stream"
 	"braid/internal/tickets"
@@ -48,6 +49,8 @@ type types struct {
 	hooks   hooks.Types
 	erase   erase.Types
 	braid   events.Type[logContinued] // the log's own events (migratev2.go)
+	// importer: people imported from another tracker (import-issues).
+	importer importer.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -56,7 +59,8 @@ func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
 	er := erase.Register(reg) // first: the projections below show erasures
 	t := types{erase: er, users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
-	t.notify = notify.Register(reg) // reads the events of both, by their stored names
+	t.notify = notify.Register(reg)     // reads the events of both, by their stored names
+	t.importer = importer.Register(reg) // after auth: imported people are rows of users
 	t.braid = registerBraid(reg)
 	return reg, t
 }

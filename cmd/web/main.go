@@ -63,6 +63,7 @@ func commands() []command {
 		{"export", "write the log as JSON Lines", export},
 		{"import", "load a verified export into a new database", importCmd},
 		{"migrate-v2", "start a new braid v2 log (erasable payloads) from an old one: --db OLD --out NEW", migrateV2Cmd},
+		{"import-issues", "load issues and comments exported from GitHub or Gitea (docs/import.md)", importIssuesCmd},
 		{"restore", "restore a replica into a new database, refused unless the braid verifies", restoreCmd},
 		{"anchor", "anchor the current head with a witness", anchorCmd},
 		{"admin", "operator commands: list people, reset a password, create an admin, set registration", adminCmd},

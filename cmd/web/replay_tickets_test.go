@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/events"
 	"braid/internal/hooks"
+	"braid/internal/importer"
 	"braid/internal/notify"
 	"braid/internal/tickets"
 	"braid/internal/tickets/tickettest"
@@ -156,6 +158,24 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+
+	// Issues imported from GitHub, and one imported person claimed
+	// (internal/importer).
+	gh, err := os.ReadFile("../../internal/importer/testdata/github/export.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, err := importer.Parse(bytes.NewReader(gh), "github"); err != nil {
+		t.Fatal(err)
+	} else if _, err := a.importer().Run(ctx, x, importer.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var imported, real string
+	a.db.Read.QueryRow(`SELECT id FROM users WHERE imported_from != '' ORDER BY id LIMIT 1`).Scan(&imported)
+	a.db.Read.QueryRow(`SELECT id FROM users WHERE imported_from = '' ORDER BY id LIMIT 1`).Scan(&real)
+	if err := a.importer().Claim(ctx, auth.System, imported, real, ""); err != nil {
+		t.Fatal(err)
 	}
 
 	// A word from a ticket's current title, to search for before and after.

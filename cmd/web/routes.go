@@ -121,6 +121,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	// showing what will be erased, then (confirm=yes) the erasure.
 	u.GET("/admin/erase", erasing.Form)
 	u.POST("/admin/erase", erasing.Post)
+	u.POST("/admin/claim", people.AdminClaim) // imported people (docs/import.md)
 
 	// Projects and the roles people hold in them (internal/access): each
 	// page 404s for someone who may not see the project.

@@ -267,6 +267,7 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	people := &auth.Handlers{Env: w, Service: &auth.Service{DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now, Override: registration, Projects: a.types.access},
 		Limiter: auth.NewLimiter(auth.DefaultLimiterCap), Registration: registration, Describe: tickets.Describe,
 		Passkeys: &auth.Passkeys{RP: a.passkeys, DB: a.db, Writer: a.writer, Types: a.types.users, Now: time.Now}}
+	people.Claim = a.importer().Claim // the admin page's claim form (docs/import.md)
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets),
 		Watching: func(ctx context.Context, ticket int64, user string) (bool, error) {
 			return notify.Watching(ctx, a.db.Read, ticket, user)

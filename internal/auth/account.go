@@ -217,6 +217,13 @@ func IssueReset(ctx context.Context, q events.Querier, person string, now time.T
 	if _, err := Lookup(ctx, q, person); err != nil {
 		return "", err
 	}
+	var from string
+	if err := q.QueryRowContext(ctx, `SELECT imported_from FROM users WHERE id = ?`, person).Scan(&from); err != nil {
+		return "", fmt.Errorf("look up person: %w", err)
+	}
+	if from != "" { // imported from another tracker: never signs in (docs/import.md)
+		return "", errs.E(errs.Invalid, "this person was imported from another tracker and cannot sign in; claim them for a real account instead (web admin claim)")
+	}
 	b := make([]byte, ResetTokenBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("read random: %w", err)
@@ -342,7 +349,12 @@ func Names(ctx context.Context, q events.Querier, ids []string) (map[string]temp
 	}
 	// SQLite allows 32,766 parameters; a page names a few dozen people.
 	// An erased person (internal/erase) is shown as such, under their id.
-	rows, err := q.QueryContext(ctx, `SELECT id, username, CASE WHEN erased_at != '' THEN 'Erased person' ELSE display_name END FROM users WHERE id IN (?`+strings.Repeat(",?", len(uniq)-1)+`)`, uniq...)
+	// A person imported from another tracker whom a real person claimed
+	// (internal/importer) is named as the claimant.
+	rows, err := q.QueryContext(ctx, `SELECT u.id, COALESCE(c.username, u.username),
+		CASE WHEN COALESCE(c.erased_at, u.erased_at) != '' THEN 'Erased person' ELSE COALESCE(c.display_name, u.display_name) END
+		FROM users u LEFT JOIN users c ON c.id = u.claimed_by AND u.claimed_by != ''
+		WHERE u.id IN (?`+strings.Repeat(",?", len(uniq)-1)+`)`, uniq...)
 	if err != nil {
 		return nil, fmt.Errorf("look up names: %w", err)
 	}

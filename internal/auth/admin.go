@@ -63,6 +63,8 @@ func (h *Handlers) adminView(ctx context.Context) (templates.AdminView, error) {
 		Invite:   templates.Form{CommandID: events.NewID(), Values: map[string]string{"role": "member", "expires_in": "72"}},
 		ModeForm: templates.Form{CommandID: events.NewID()},
 		Rename:   templates.Form{CommandID: events.NewID()},
+		Claim:    templates.Form{CommandID: events.NewID()},
+		ClaimOn:  h.Claim != nil,
 	}
 	people, err := All(ctx, q)
 	if err != nil {
@@ -281,4 +283,41 @@ func adminJSON(v templates.AdminView) map[string]any {
 	}
 	return map[string]any{"people": people, "invitations": invs,
 		"registration": map[string]any{"mode": v.Mode, "stored": v.Stored, "set_by": v.StoredBy.Username, "fixed_at_start": v.Override}}
+}
+
+// AdminClaim says that a real person (field by) stands for a person
+// imported from another tracker (field imported), both by username:
+// person_claimed with the admin as actor (docs/import.md). A refusal
+// re-shows the form with the message beside the field (422).
+func (h *Handlers) AdminClaim(c echo.Context) error {
+	who, err := h.requireAdminHTTP(c)
+	if err != nil {
+		return err
+	}
+	if h.Claim == nil {
+		return errs.E(errs.NotFound, "There is no such page.")
+	}
+	ctx := c.Request().Context()
+	f := web.Form(c, "imported", "by")
+	var ids [2]string
+	for i, field := range []string{"imported", "by"} {
+		name := normalUsername(c.FormValue(field))
+		if ids[i], err = IDByUsername(ctx, h.Env.DB.Read, name); errs.Code(err) == errs.NotFound {
+			err = errs.Field(field, "There is nobody called %q.", name)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = h.Claim(ctx, who, ids[0], ids[1], c.FormValue("command_id"))
+	}
+	if err != nil {
+		if errs.Code(err) != errs.Invalid && errs.Code(err) != errs.Conflict {
+			return err
+		}
+		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Claim = web.WithError(f, err) })
+	}
+	h.Env.Flash(c, fmt.Sprintf("%s's tickets and comments now show %s.", normalUsername(c.FormValue("imported")), normalUsername(c.FormValue("by"))))
+	return web.Redirect(c, "/admin")
 }

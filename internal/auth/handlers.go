@@ -34,6 +34,9 @@ type Handlers struct {
 	// Passkeys signs in with WebAuthn (passkeys.go); nil or without a
 	// relying party when the site has no address to bind them to.
 	Passkeys *Passkeys
+	// Claim records that a real person stands for one imported from
+	// another tracker (internal/importer); nil: no claim form.
+	Claim func(ctx context.Context, actor, imported, by, cmdID string) error
 }
 
 // RegistrationMode says who may register.

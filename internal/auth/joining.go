@@ -199,7 +199,7 @@ func StoredMode(ctx context.Context, q events.Querier) (ModeSetting, error) {
 
 func countPeople(ctx context.Context, q events.Querier) (int, error) {
 	var n int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE imported_from = ''`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count people: %w", err)
 	}
 	return n, nil

@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -288,6 +289,18 @@ func Get(ctx context.Context, q events.Querier, id int64) (Ticket, error) {
 		return t, fmt.Errorf("ticket %d: %w", id, err)
 	}
 	t.Labels = splitLabels(labels)
+	// Where an imported ticket came from is in its ticket_opened only
+	// (internal/importer): read it from there, the first event (its
+	// payload row for braid v2, the events row for v1).
+	var opened string
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(p.data, e.data) FROM events e LEFT JOIN payloads p ON p.position = e.position
+		WHERE e.aggregate_type = ? AND e.aggregate_id = ? AND e.version = 1`,
+		Aggregate, strconv.FormatInt(id, 10)).Scan(&opened); err == nil && strings.Contains(opened, `"imported"`) {
+		var d Opened
+		if json.Unmarshal([]byte(opened), &d) == nil {
+			t.Imported = d.Imported
+		}
+	}
 	rows, err := q.QueryContext(ctx, `SELECT id, author, body, created_at, edited_at, position, erased_at, erased_by_role FROM comments WHERE ticket_id = ? ORDER BY id`, id)
 	if err != nil {
 		return t, fmt.Errorf("comments of %d: %w", id, err)

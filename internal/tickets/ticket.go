@@ -25,6 +25,9 @@ type (
 		// Project is the project's slug; events from before projects have
 		// none and belong to the default project (access.Default).
 		Project string `json:"project,omitempty"`
+		// Imported says where a ticket brought from another tracker came
+		// from (internal/importer); nil for tickets opened here.
+		Imported *Imported `json:"imported,omitempty"`
 	}
 	Edited struct {
 		Title  string   `json:"title"`
@@ -41,8 +44,9 @@ type (
 	Reopened struct{}
 
 	CommentAdded struct {
-		CommentID int64  `json:"comment_id"`
-		Body      string `json:"body"`
+		CommentID int64     `json:"comment_id"`
+		Body      string    `json:"body"`
+		Imported  *Imported `json:"imported,omitempty"`
 	}
 	CommentEdited struct {
 		CommentID int64  `json:"comment_id"`
@@ -52,6 +56,19 @@ type (
 		CommentID int64 `json:"comment_id"`
 	}
 )
+
+// Imported is the origin of a ticket or comment imported from another
+// tracker: the event's own time is the import's, the original times are
+// kept here.
+type Imported struct {
+	Source    string `json:"source"` // github or gitea
+	URL       string `json:"url"`
+	Number    int64  `json:"number,omitempty"` // the issue's number there (tickets)
+	ID        int64  `json:"id,omitempty"`     // the comment's id there (comments)
+	Login     string `json:"login"`            // the author's login there
+	CreatedAt string `json:"created_at"`
+	ClosedAt  string `json:"closed_at,omitempty"`
+}
 
 // Types are the ticket event types; see Register.
 type Types struct {
@@ -93,6 +110,8 @@ type Comment struct {
 	Position  int64  `json:"position"`
 	// Erased says its text was erased (internal/erase): when, and by whom.
 	Erased *Erasure `json:"erased,omitempty"`
+	// Imported is where an imported comment came from.
+	Imported *Imported `json:"imported,omitempty"`
 }
 
 // Erasure says when erased text was erased and in which role: "admin" (a
@@ -142,8 +161,10 @@ type Ticket struct {
 	UpdatedAt string    `json:"updated_at"`
 	Comments  []Comment `json:"comments"`
 	// Erased says its title and description were erased (internal/erase).
-	Erased      *Erasure `json:"erased,omitempty"`
-	LastComment int64    `json:"-"`
+	Erased *Erasure `json:"erased,omitempty"`
+	// Imported is where an imported ticket came from (internal/importer).
+	Imported    *Imported `json:"imported,omitempty"`
+	LastComment int64     `json:"-"`
 	lastHash    [32]byte
 }
 
@@ -157,6 +178,7 @@ func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
 		fmt.Sscan(e.AggregateID, &s.ID)
 		s.Title, s.Body, s.Labels, s.Status, s.Author, s.OpenedAt = d.Title, d.Body, d.Labels, "open", e.Actor, e.OccurredAt
 		s.Project = projectOf(d)
+		s.Imported = d.Imported
 	case t.Edited.Name:
 		d, _ := t.Edited.Decode(r, e)
 		s.Title, s.Body, s.Labels = d.Title, d.Body, d.Labels
@@ -171,7 +193,7 @@ func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
 		s.Status = "open"
 	case t.CommentAdded.Name:
 		d, _ := t.CommentAdded.Decode(r, e)
-		s.Comments = append(slices.Clip(s.Comments), Comment{ID: d.CommentID, Author: e.Actor, Body: d.Body, CreatedAt: e.OccurredAt, Position: e.Position})
+		s.Comments = append(slices.Clip(s.Comments), Comment{ID: d.CommentID, Author: e.Actor, Body: d.Body, CreatedAt: e.OccurredAt, Position: e.Position, Imported: d.Imported})
 		s.LastComment = max(s.LastComment, d.CommentID)
 	case t.CommentEdited.Name:
 		d, _ := t.CommentEdited.Decode(r, e)
@@ -390,4 +412,30 @@ func (t Types) DeleteComment(s Ticket, actor string, id int64) ([]events.Pending
 		return nil, errs.E(errs.Forbidden, "Only the person who wrote comment %d may delete it.", id)
 	}
 	return []events.Pending{t.CommentDeleted.New(CommentDeleted{CommentID: id})}, nil
+}
+
+// Line says in plain words where an imported ticket came from: "imported
+// from GitHub #12, opened 3 Mar 2024 by octocat"; "" for nil.
+func (im *Imported) Line() string {
+	if im == nil {
+		return ""
+	}
+	src := map[string]string{"github": "GitHub", "gitea": "Gitea"}[im.Source]
+	if src == "" {
+		src = im.Source
+	}
+	when := im.CreatedAt
+	if t, err := time.Parse(time.RFC3339, im.CreatedAt); err == nil {
+		when = t.UTC().Format("2 Jan 2006")
+	}
+	return fmt.Sprintf("imported from %s #%d, opened %s by %s", src, im.Number, when, im.Login)
+}
+
+// Link is the imported ticket's address at its source, if it is a web
+// address ("" otherwise, and for nil).
+func (im *Imported) Link() string {
+	if im == nil || !(strings.HasPrefix(im.URL, "https://") || strings.HasPrefix(im.URL, "http://")) {
+		return ""
+	}
+	return im.URL
 }
