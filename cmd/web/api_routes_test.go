@@ -146,6 +146,7 @@ func TestEveryRouteWithTokenAndJSON(t *testing.T) {
 		"POST /admin/registration":              {{who: adm, method: "POST", path: "/admin/registration", body: `{"mode":"closed"}`, status: 200, appends: true}, {who: adm, method: "POST", path: "/admin/registration", body: `{"mode":"wide open"}`, status: 422}},
 		"POST /admin/roles":                     {{who: adm, method: "POST", path: "/admin/roles", body: `{"person":"robert","action":"grant"}`, status: 200, appends: true}, {who: bobRW, method: "POST", path: "/admin/roles", body: `{"person":"alice","action":"revoke"}`, status: 403}},
 		"POST /admin/rename":                    {{who: adm, method: "POST", path: "/admin/rename", body: `{"person":"bob","username":"robert"}`, status: 200, appends: true}},
+		"POST /admin/claim":                     {{who: adm, method: "POST", path: "/admin/claim", body: `{"imported":"gh-nobody","by":"alice"}`, status: 422}, {who: rw, method: "POST", path: "/admin/claim", body: `{"imported":"gh-nobody","by":"alice"}`, status: 403}},
 		"GET /projects":                         {{who: ro, path: "/projects", status: 200}},
 		"POST /projects":                        {{who: adm, method: "POST", path: "/projects", body: `{"slug":"web","name":"Web site"}`, status: 201, appends: true}, {who: adm, method: "POST", path: "/projects", body: `{"slug":"Not A Slug!","name":"x"}`, status: 422}},
 		"GET /p/:slug":                          {{who: ro, path: "/p/ops", status: 200}, {who: ro, path: "/p/nope", status: 404}},

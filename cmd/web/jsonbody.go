@@ -45,6 +45,7 @@ var jsonFields = map[string][]string{
 	"POST /admin/registration":             {"mode"},
 	"POST /admin/roles":                    {"person", "action"},
 	"POST /admin/rename":                   {"person", "username"},
+	"POST /admin/claim":                    {"imported", "by"},
 	"POST /p/:slug/tokens":                 {"name", "scopes", "expires", "expires_date"},
 	"POST /p/:slug/webhooks":               {"url", "events"},
 	"POST /p/:slug/webhooks/:id":           {"url", "events"},

@@ -316,6 +316,9 @@ func (h *Handlers) AdminClaim(c echo.Context) error {
 		if errs.Code(err) != errs.Invalid && errs.Code(err) != errs.Conflict {
 			return err
 		}
+		if web.WantsJSON(c) {
+			return err
+		}
 		return h.admin(c, http.StatusUnprocessableEntity, func(v *templates.AdminView) { v.Claim = web.WithError(f, err) })
 	}
 	h.Env.Flash(c, fmt.Sprintf("%s's tickets and comments now show %s.", normalUsername(c.FormValue("imported")), normalUsername(c.FormValue("by"))))
