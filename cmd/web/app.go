@@ -14,6 +14,7 @@ import (
 	"braid/internal/events"
 	"braid/internal/hooks"
 	"braid/internal/notify"
+	"braid/internal/search"
 	"braid/internal/stream"
 	"braid/internal/tickets"
 	"braid/internal/tlog"
@@ -53,6 +54,7 @@ func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
 	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
+	search.Register(reg, t.tickets) // the search index, over the ticket events
 	return reg, t
 }
 

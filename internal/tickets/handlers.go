@@ -28,6 +28,16 @@ type Handlers struct {
 	// Watching says whether a person watches a ticket (internal/notify),
 	// for the ticket page's Watch/Unwatch button; nil draws no button.
 	Watching func(ctx context.Context, ticket int64, user string) (bool, error)
+	// Search reads the search box (internal/search); nil keeps the plain
+	// word search.
+	Search Searcher
+}
+
+// Searcher turns the search box's text into a Match and cuts snippets
+// for the tickets it found.
+type Searcher interface {
+	Apply(ctx context.Context, q events.Querier, f *Filter) error
+	Snippets(ctx context.Context, q events.Querier, f Filter, rows []Row) error
 }
 
 func actor(c echo.Context) string {
@@ -91,16 +101,27 @@ func (h *Handlers) List(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
-		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible})
+	f := Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
+		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible}
+	if h.Search != nil && strings.TrimSpace(f.Q) != "" {
+		if err := h.Search.Apply(ctx, h.Env.DB.Read, &f); err != nil {
+			return err
+		}
+	}
+	l, err := Query(ctx, h.Env.DB.Read, f)
 	if err != nil {
 		return err
+	}
+	if h.Search != nil {
+		if err := h.Search.Snippets(ctx, h.Env.DB.Read, l.Filter, l.Tickets); err != nil {
+			return err
+		}
 	}
 	l.Filter.Assignee = assignee
 	if web.WantsJSON(c) {
 		var ids []string
 		for _, r := range l.Tickets {
-			ids = append(ids, r.Assignee, r.Author)
+			ids = append(ids, r.Assignee, r.Author, r.SnippetBy)
 		}
 		names, err := auth.Names(ctx, h.Env.DB.Read, ids)
 		if err != nil {
@@ -109,6 +130,9 @@ func (h *Handlers) List(c echo.Context) error {
 		for i := range l.Tickets {
 			l.Tickets[i].AssigneeUsername = names[l.Tickets[i].Assignee].Username
 			l.Tickets[i].AuthorUsername = names[l.Tickets[i].Author].Username
+			if by := l.Tickets[i].SnippetBy; by != "" {
+				l.Tickets[i].SnippetByUsername = names[by].Username
+			}
 		}
 		return c.JSON(http.StatusOK, l)
 	}
@@ -125,6 +149,9 @@ func (h *Handlers) List(c echo.Context) error {
 	var ids []string
 	for _, r := range l.Tickets {
 		ids = append(ids, r.Assignee, r.Author)
+		if r.SnippetBy != "" {
+			ids = append(ids, r.SnippetBy)
+		}
 	}
 	who, err := h.Env.People(ctx, ids...) // one query for the page
 	if err != nil {
@@ -132,7 +159,11 @@ func (h *Handlers) List(c echo.Context) error {
 	}
 	for _, r := range l.Tickets {
 		v.Rows = append(v.Rows, templates.TicketRow{ID: r.ID, Title: r.Title, Status: r.Status, Assignee: who(r.Assignee),
-			Author: who(r.Author), Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
+			Author: who(r.Author), Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt,
+			Snippet: r.Snippet, SnippetIn: r.SnippetIn})
+		if r.SnippetBy != "" {
+			v.Rows[len(v.Rows)-1].SnippetBy = who(r.SnippetBy)
+		}
 	}
 	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, title, "tickets"), v))
 }

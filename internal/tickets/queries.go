@@ -26,6 +26,19 @@ type Filter struct {
 	// reader may see); a site admin's list is not restricted.
 	Restricted bool     `json:"-"`
 	Visible    []string `json:"-"`
+	// Match, set by a Searcher from Q, takes the place of the plain word
+	// search: Where (with Args) narrows the list; Rank, when set, is a
+	// query giving (rowid, rank) of the tickets whose words match, which
+	// the list keeps and orders by (best first).
+	Match *Match `json:"-"`
+}
+
+// Match is what a search asks of the list, as SQL over the tickets table t.
+type Match struct {
+	Where    []string
+	Args     []any
+	Rank     string
+	RankArgs []any
 }
 
 // PerPage is the list's page size.
@@ -44,6 +57,13 @@ type Row struct {
 	Labels           []string `json:"labels"`
 	CommentCount     int64    `json:"comment_count"`
 	UpdatedAt        string   `json:"updated_at"`
+	// Snippet is where the search's words matched, as HTML: the text
+	// escaped, the words in <mark>. SnippetIn says where ("body",
+	// "comment", "labels"); SnippetBy is a comment's author (a person id).
+	Snippet           string `json:"snippet,omitempty"`
+	SnippetIn         string `json:"snippet_in,omitempty"`
+	SnippetBy         string `json:"snippet_by,omitempty"`
+	SnippetByUsername string `json:"snippet_by_username,omitempty"`
 }
 
 // List is a page of tickets with counts.
@@ -59,8 +79,8 @@ type List struct {
 
 // Limits of a text search: what a person types, not a query language.
 const (
-	maxSearchChars = 200
-	maxSearchWords = 20
+	maxSearchChars = 1000
+	maxSearchWords = 40
 )
 
 // ftsQuery turns what a person typed into an FTS5 query of quoted terms
@@ -143,17 +163,27 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if f.Label != "" {
 		where, args = append(where, "EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id AND l.label = ?)"), append(args, f.Label)
 	}
-	if fq := ftsQuery(f.Q); fq != "" {
+	from, fromArgs, order := "tickets t", []any{}, "t.id DESC"
+	if m := f.Match; m != nil {
+		where, args = append(where, m.Where...), append(args, m.Args...)
+	} else if fq := ftsQuery(f.Q); fq != "" {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
+	}
+	countWhere, countArgs := where, args
+	if m := f.Match; m != nil && m.Rank != "" {
+		// The count only needs the matching ids; the page joins the ranks.
+		countWhere = append(where[:len(where):len(where)], "t.id IN (SELECT rowid FROM ("+m.Rank+"))")
+		countArgs = append(args[:len(args):len(args)], m.RankArgs...)
+		from, fromArgs, order = "tickets t JOIN ("+m.Rank+") m ON m.rowid = t.id", m.RankArgs, "m.rank, t.id DESC"
 	}
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
 	// With no filter but status, the counts come from the table the
 	// projection keeps; otherwise they are counted over the matches.
-	countSQL := `SELECT t.status, COUNT(*) FROM tickets t WHERE ` + strings.Join(where, " AND ") + ` GROUP BY t.status`
-	if len(where) == 1 {
+	countSQL := `SELECT t.status, COUNT(*) FROM tickets t WHERE ` + strings.Join(countWhere, " AND ") + ` GROUP BY t.status`
+	if len(countWhere) == 1 {
 		countSQL = `SELECT status, n FROM ticket_counts`
 	}
-	rows, err := q.QueryContext(ctx, countSQL, args...)
+	rows, err := q.QueryContext(ctx, countSQL, countArgs...)
 	if err != nil {
 		return l, fmt.Errorf("count tickets: %w", err)
 	}
@@ -189,10 +219,10 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		f.Page = l.Pages
 		l.Page, l.Filter.Page = f.Page, f.Page
 	}
-	args = append(args, PerPage, (f.Page-1)*PerPage)
+	listArgs := append(append(append([]any{}, fromArgs...), args...), PerPage, (f.Page-1)*PerPage)
 	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
 		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY t.id DESC LIMIT ? OFFSET ?`, args...)
+		FROM `+from+` WHERE `+strings.Join(where, " AND ")+` ORDER BY `+order+` LIMIT ? OFFSET ?`, listArgs...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
