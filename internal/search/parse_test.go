@@ -135,11 +135,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		exprs := []string{q.Match()}
-		for _, n := range q.Not {
-			exprs = append(exprs, ftsTerm(Term{Text: n.Text, Phrase: true}))
-		}
-		for _, e := range exprs {
+		match, not := q.Exprs()
+		for _, e := range []string{match, not} {
 			if e == "" {
 				continue
 			}

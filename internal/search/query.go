@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"html"
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"braid/internal/auth"
 	"braid/internal/errs"
@@ -13,9 +16,15 @@ import (
 	"braid/internal/tickets"
 )
 
-// Weights of the columns in the ranking (bm25): a word in the title counts
-// most, then labels, the body, then comments.
-const rankSQL = `SELECT rowid, bm25(search_fts, 10.0, 4.0, 2.0, 5.0, 3.0) AS rank FROM search_fts WHERE search_fts MATCH ?`
+// The ranking: bm25 with weights per column, so a word in the title counts
+// most, then labels, the body, the CJK pieces, then comments.
+const rankSQL = `bm25(f.search_fts, 10.0, 4.0, 2.0, 5.0, 3.0)`
+
+// Newest is how many of the newest matching tickets a search ranks: bm25
+// scores each candidate, so a word found in every ticket would otherwise
+// cost a score for each of them. Beyond it the list says the results are
+// the newest Newest matches.
+const Newest = 1000
 
 // wordCols are the columns a word or phrase is looked for in (cjk holds
 // the pieces of CJK runs, searched separately).
@@ -59,16 +68,13 @@ func (Searcher) Apply(ctx context.Context, q events.Querier, f *tickets.Filter) 
 	if pq.NoLabel {
 		m.Where = append(m.Where, "NOT EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id)")
 	}
-	if len(pq.Not) > 0 {
-		var alts []string
-		for _, t := range pq.Not {
-			alts = append(alts, ftsTerm(Term{Text: t.Text, Phrase: true}))
-		}
+	match, not := pq.Exprs()
+	if not != "" {
 		m.Where = append(m.Where, "t.id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
-		m.Args = append(m.Args, strings.Join(alts, " OR "))
+		m.Args = append(m.Args, not)
 	}
-	if e := pq.Match(); e != "" {
-		m.Rank, m.RankArgs = rankSQL, []any{e}
+	if match != "" {
+		m.From, m.Cond, m.CondArgs, m.Rank, m.Newest = "search_fts f JOIN tickets t ON t.id = f.rowid", "f.search_fts MATCH ?", []any{match}, rankSQL, Newest
 	}
 	f.Match = m
 	return nil
@@ -86,6 +92,25 @@ func (q Query) Match() string {
 		groups = append(groups, "("+strings.Join(alts, " OR ")+")")
 	}
 	return strings.Join(groups, " AND ")
+}
+
+// Exprs are the FTS5 queries of a search: match, the words to find with
+// the excluded ones left out (a NOT b), and, when there are only excluded
+// words, not: those to leave out. Either may be "".
+func (q Query) Exprs() (match, not string) {
+	var alts []string
+	for _, t := range q.Not {
+		alts = append(alts, ftsTerm(Term{Text: t.Text, Phrase: true}))
+	}
+	match = q.Match()
+	switch {
+	case len(alts) == 0:
+	case match == "":
+		not = strings.Join(alts, " OR ")
+	default:
+		match = "(" + match + ") NOT (" + strings.Join(alts, " OR ") + ")"
+	}
+	return match, not
 }
 
 // ftsTerm is one term as FTS5 query: every piece a quoted string with its
@@ -119,79 +144,65 @@ func ftsTerm(t Term) string {
 }
 
 // Snippets fills the rows' snippets: for each ticket, where the words of
-// the search matched (its body, a comment or its labels), with the words
-// marked.
+// the search are found (its body, else a comment, else its labels), with
+// the words marked. It reads the texts and finds the words in Go (as the
+// index would: ignoring case, each word a prefix), rather than asking
+// FTS5's snippet(), which would match the whole search again.
 func (Searcher) Snippets(ctx context.Context, q events.Querier, f tickets.Filter, rows []tickets.Row) error {
-	if f.Match == nil || f.Match.Rank == "" || len(rows) == 0 {
+	if f.Match == nil || f.Match.Cond == "" || len(rows) == 0 {
 		return nil
 	}
 	pq, err := Parse(f.Q)
 	if err != nil {
 		return err
 	}
-	byID := map[int64]*tickets.Row{}
-	in := make([]string, len(rows))
-	args := []any{f.Match.RankArgs[0]}
+	var terms []Term
+	for _, g := range pq.Words {
+		terms = append(terms, g...)
+	}
 	for i := range rows {
-		byID[rows[i].ID] = &rows[i]
-		in[i] = "?"
-		args = append(args, rows[i].ID)
-	}
-	const mark = `'` + open + `', '` + shut + `', '…', 20`
-	res, err := q.QueryContext(ctx, `SELECT rowid, snippet(search_fts, 1, `+mark+`), snippet(search_fts, 2, `+mark+`),
-		snippet(search_fts, 3, `+mark+`), body, comments
-		FROM search_fts WHERE search_fts MATCH ? AND rowid IN (`+strings.Join(in, ",")+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("snippets: %w", err)
-	}
-	type hit struct {
-		id             int64
-		snip, in, find string
-	}
-	var hits []hit
-	for res.Next() {
-		var id int64
-		var body, comments, labels, rawBody, rawComments string
-		if err := res.Scan(&id, &body, &comments, &labels, &rawBody, &rawComments); err != nil {
-			res.Close()
+		r := &rows[i]
+		var body, labels string
+		if err := q.QueryRowContext(ctx, `SELECT body, labels FROM search_fts WHERE rowid = ?`, r.ID).Scan(&body, &labels); err != nil {
+			return fmt.Errorf("snippet of %d: %w", r.ID, err)
+		}
+		if s := snippet(terms, body); s != "" {
+			r.Snippet, r.SnippetIn = markHTML(s), "body"
+			continue
+		}
+		by, s, err := commentSnippet(ctx, q, r.ID, terms)
+		if err != nil {
 			return err
 		}
-		h := hit{id: id}
-		switch {
-		case strings.Contains(body, open):
-			h.snip, h.in = body, "body"
-		case strings.Contains(comments, open):
-			h.snip, h.in = comments, "comment"
-		case strings.Contains(labels, open):
-			h.snip, h.in = labels, "labels"
-		default: // CJK pieces matched: find the run in the text
-			h.snip, h.in = cjkSnippet(pq, rawBody), "body"
-			if h.snip == "" {
-				h.snip, h.in = cjkSnippet(pq, rawComments), "comment"
-			}
+		if s != "" {
+			r.Snippet, r.SnippetIn, r.SnippetBy = markHTML(s), "comment", by
+			continue
 		}
-		if h.snip == "" {
-			continue // only the title matched: the list shows it
-		}
-		if h.in == "comment" {
-			h.find = firstMarked(h.snip)
-		}
-		hits = append(hits, h)
-	}
-	res.Close()
-	if err := res.Err(); err != nil {
-		return err
-	}
-	for _, h := range hits {
-		r := byID[h.id]
-		r.Snippet, r.SnippetIn = markHTML(h.snip), h.in
-		if h.find != "" {
-			if r.SnippetBy, err = commentAuthor(ctx, q, h.id, h.find); err != nil {
-				return err
-			}
+		if s := snippet(terms, labels); s != "" {
+			r.Snippet, r.SnippetIn = markHTML(s), "labels"
 		}
 	}
 	return nil
+}
+
+// commentSnippet finds the first of the ticket's comments holding a term:
+// its author and its snippet.
+func commentSnippet(ctx context.Context, q events.Querier, ticket int64, terms []Term) (string, string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT author, body FROM search_comments WHERE ticket_id = ? ORDER BY id`, ticket)
+	if err != nil {
+		return "", "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var author, body string
+		if err := rows.Scan(&author, &body); err != nil {
+			return "", "", err
+		}
+		if s := snippet(terms, body); s != "" {
+			return author, s, nil
+		}
+	}
+	return "", "", rows.Err()
 }
 
 // The sentinels snippet() puts around a match: control characters, which
@@ -234,63 +245,127 @@ func markHTML(s string) string {
 	return b.String()
 }
 
-// firstMarked is the text of the first match in a snippet.
-func firstMarked(s string) string {
-	i := strings.Index(s, open)
-	if i < 0 {
-		return ""
+// word is a run of letters, digits and marks in a text, by byte offsets.
+type word struct{ start, end int }
+
+// words splits text as the unicode61 tokenizer does, roughly: runs of
+// letters, digits, marks and private-use characters.
+func words(text string) []word {
+	var out []word
+	start := -1
+	for i, r := range text {
+		in := unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) || unicode.Is(unicode.Co, r)
+		switch {
+		case in && start < 0:
+			start = i
+		case !in && start >= 0:
+			out = append(out, word{start, i})
+			start = -1
+		}
 	}
-	s = s[i+1:]
-	if j := strings.Index(s, shut); j >= 0 {
-		s = s[:j]
+	if start >= 0 {
+		out = append(out, word{start, len(text)})
 	}
-	return s
+	return out
 }
 
-// cjkSnippet cuts a window of text around the first CJK run of the
-// search's words found in it, with the run marked; "" if none is.
-func cjkSnippet(q Query, text string) string {
-	for _, g := range q.Words {
-		for _, t := range g {
-			for _, run := range cjkRuns(t.Text) {
-				i := strings.Index(text, run)
-				if i < 0 {
-					continue
-				}
-				before := []rune(text[:i])
-				lead := ""
-				if len(before) > 40 {
-					before, lead = before[len(before)-40:], "…"
-				}
-				after := []rune(text[i+len(run):])
-				tail := ""
-				if len(after) > 80 {
-					after, tail = after[:80], "…"
-				}
-				return lead + string(before) + open + run + shut + string(after) + tail
+// fold is a word as the index compares it: lowercase, without diacritics
+// on Latin letters (é → e).
+func fold(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(strings.ToLower(s)) {
+		if !unicode.Is(unicode.Mn, r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// find returns the byte range of the first place a term is in text: a CJK
+// run anywhere, a phrase's words in a row (the last one whole), a word as
+// the start of a word. ok is false if it is not there.
+func find(t Term, text string) (start, end int, ok bool) {
+	for _, run := range cjkRuns(t.Text) {
+		if i := strings.Index(text, run); i >= 0 {
+			return i, i + len(run), true
+		}
+	}
+	rest := t.Text
+	for _, run := range cjkRuns(t.Text) {
+		rest = strings.Replace(rest, run, " ", 1)
+	}
+	var want []string
+	for _, w := range words(rest) {
+		want = append(want, fold(rest[w.start:w.end]))
+	}
+	if len(want) == 0 {
+		return 0, 0, false
+	}
+	ws := words(text)
+	for i := 0; i+len(want) <= len(ws); i++ {
+		match := true
+		for j, w := range want {
+			got := fold(text[ws[i+j].start:ws[i+j].end])
+			last := j == len(want)-1
+			if got != w && !(last && !t.Phrase && strings.HasPrefix(got, w)) {
+				match = false
+				break
 			}
 		}
+		if match {
+			return ws[i].start, ws[i+len(want)-1].end, true
+		}
 	}
-	return ""
+	return 0, 0, false
 }
 
-// commentAuthor is the author of the first of the ticket's comments that
-// holds text (ignoring case), or "".
-func commentAuthor(ctx context.Context, q events.Querier, ticket int64, text string) (string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT author, body FROM search_comments WHERE ticket_id = ? ORDER BY id`, ticket)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	text = strings.ToLower(text)
-	for rows.Next() {
-		var author, body string
-		if err := rows.Scan(&author, &body); err != nil {
-			return "", err
-		}
-		if strings.Contains(strings.ToLower(body), text) {
-			return author, nil
+// snippet is the text around the first term found in it, with every found
+// term in the window between the sentinels; "" if none is there.
+func snippet(terms []Term, text string) string {
+	first, firstEnd := -1, 0
+	for _, t := range terms {
+		if s, e, ok := find(t, text); ok && (first < 0 || s < first) {
+			first, firstEnd = s, e
 		}
 	}
-	return "", rows.Err()
+	if first < 0 {
+		return ""
+	}
+	const before, after = 60, 160 // characters
+	from, lead := first, ""
+	for n := 0; from > 0 && n < before; n++ {
+		_, size := utf8.DecodeLastRuneInString(text[:from])
+		from -= size
+	}
+	if from > 0 {
+		lead = "…"
+	}
+	to, tail := firstEnd, ""
+	for n := 0; to < len(text) && n < after; n++ {
+		_, size := utf8.DecodeRuneInString(text[to:])
+		to += size
+	}
+	if to < len(text) {
+		tail = "…"
+	}
+	window := text[from:to]
+	// Mark every term in the window, left to right.
+	var b strings.Builder
+	b.WriteString(lead)
+	for window != "" {
+		s, e := -1, 0
+		for _, t := range terms {
+			if ts, te, ok := find(t, window); ok && (s < 0 || ts < s) {
+				s, e = ts, te
+			}
+		}
+		if s < 0 {
+			b.WriteString(window)
+			break
+		}
+		b.WriteString(window[:s] + open + window[s:e] + shut)
+		window = window[e:]
+	}
+	b.WriteString(tail)
+	return strings.Join(strings.Fields(b.String()), " ")
 }
