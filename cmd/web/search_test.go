@@ -152,8 +152,8 @@ func TestSearchLanguage(t *testing.T) {
 		{strings.Repeat("é", 1001), "Keep the search to 1000 characters"},
 	} {
 		a := ada.get("/tickets?q=" + url.QueryEscape(c.q))
-		if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, c.want) {
-			t.Errorf("search %.30q: got %d, want 422 saying %q\n%.600s", c.q, a.status, c.want, a.body)
+		if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, c.want) || !strings.Contains(a.body, `id="q-error"`) {
+			t.Errorf("search %.30q: got %d, want 422, the list saying %q beside the search box\n%.600s", c.q, a.status, c.want, a.body)
 		}
 	}
 	if got := ada.found(strings.Repeat("é", 1000)); len(got) != 0 {

@@ -105,7 +105,16 @@ func (h *Handlers) List(c echo.Context) error {
 		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible}
 	if h.Search != nil && strings.TrimSpace(f.Q) != "" {
 		if err := h.Search.Apply(ctx, h.Env.DB.Read, &f); err != nil {
-			return err
+			if errs.Code(err) != errs.Invalid || web.WantsJSON(c) {
+				return err
+			}
+			// The list again, empty, with the reason beside the search box.
+			v := templates.ListView{Status: f.Status, Assignee: assignee, Label: f.Label, Q: f.Q, Page: 1, Pages: 1,
+				Users: h.usernames(ctx), Project: project, QError: errs.Message(err)}
+			if v.Status == "" {
+				v.Status = "open"
+			}
+			return web.Render(c, http.StatusUnprocessableEntity, templates.TicketList(h.Env.Page(c, "Tickets", "tickets"), v))
 		}
 	}
 	l, err := Query(ctx, h.Env.DB.Read, f)
@@ -137,7 +146,7 @@ func (h *Handlers) List(c echo.Context) error {
 		return c.JSON(http.StatusOK, l)
 	}
 	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
-		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx), Project: project}
+		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Users: h.usernames(ctx), Project: project, Capped: l.Capped}
 	title := "Tickets"
 	if c.Param("slug") != "" {
 		p, err := access.Get(ctx, h.Env.DB.Read, project)
