@@ -74,7 +74,7 @@ func (Searcher) Apply(ctx context.Context, q events.Querier, f *tickets.Filter) 
 		m.Args = append(m.Args, not)
 	}
 	if match != "" {
-		m.From, m.Cond, m.CondArgs, m.Rank, m.Newest = "search_fts f CROSS JOIN tickets t ON t.id = f.rowid", "f.search_fts MATCH ?", []any{match}, rankSQL, Newest
+		m.From, m.Cond, m.CondArgs, m.Rank, m.Newest = "search_fts f JOIN tickets t ON t.id = f.rowid", "f.search_fts MATCH ?", []any{match}, rankSQL, Newest
 	}
 	f.Match = m
 	return nil
