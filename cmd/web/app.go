@@ -16,6 +16,7 @@ import (
 	"braid/internal/hooks"
 	"braid/internal/importer"
 	"braid/internal/notify"
+	"braid/internal/search"
 	"braid/internal/stream"
 	"braid/internal/tickets"
 	"braid/internal/tlog"
@@ -61,6 +62,7 @@ func registry() (*events.Registry, types) {
 	t := types{erase: er, users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg)     // reads the events of both, by their stored names
 	t.importer = importer.Register(reg) // after auth: imported people are rows of users
+	search.Register(reg, t.tickets)     // the search index, over the ticket events
 	t.braid = registerBraid(reg)
 	return reg, t
 }

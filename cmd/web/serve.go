@@ -19,6 +19,7 @@ import (
 	"braid/internal/hooks"
 	"braid/internal/metrics"
 	"braid/internal/notify"
+	"braid/internal/search"
 	"braid/internal/tickets"
 	"braid/internal/tlog"
 	"braid/internal/web"
@@ -271,7 +272,7 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	tix := &tickets.Handlers{Env: w, Service: tickets.NewService(a.writer, a.reg, a.types.tickets),
 		Watching: func(ctx context.Context, ticket int64, user string) (bool, error) {
 			return notify.Watching(ctx, a.db.Read, ticket, user)
-		}}
+		}, Search: search.Searcher{}}
 	inbox := &notify.Handlers{Env: w, Service: &notify.Service{Writer: a.writer, Types: a.types.notify}, MailOn: a.mailOn}
 	projects := &access.Handlers{Env: w, Service: &access.Service{Writer: a.writer, Types: a.types.access},
 		Lookup: auth.IDByUsername, Describe: tickets.Describe, Invite: people.Service.InviteToProject}

@@ -28,6 +28,16 @@ type Handlers struct {
 	// Watching says whether a person watches a ticket (internal/notify),
 	// for the ticket page's Watch/Unwatch button; nil draws no button.
 	Watching func(ctx context.Context, ticket int64, user string) (bool, error)
+	// Search reads the search box (internal/search); nil keeps the plain
+	// word search.
+	Search Searcher
+}
+
+// Searcher turns the search box's text into a Match and cuts snippets
+// for the tickets it found.
+type Searcher interface {
+	Apply(ctx context.Context, q events.Querier, f *Filter) error
+	Snippets(ctx context.Context, q events.Querier, f Filter, rows []Row) error
 }
 
 func actor(c echo.Context) string {
@@ -94,17 +104,41 @@ func (h *Handlers) List(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	l, err := Query(ctx, h.Env.DB.Read, Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
+	f := Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
 		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible,
-		Author: authorID, NoAssignee: noAssignee, NoLabel: c.QueryParam("no_label"), Sort: c.QueryParam("sort")})
+		Author: authorID, NoAssignee: noAssignee, NoLabel: c.QueryParam("no_label"), Sort: c.QueryParam("sort")}
+	if h.Search != nil && strings.TrimSpace(f.Q) != "" {
+		if err := h.Search.Apply(ctx, h.Env.DB.Read, &f); err != nil {
+			if errs.Code(err) != errs.Invalid || web.WantsJSON(c) {
+				return err
+			}
+			// The list again, empty, with the reason beside the search box.
+			v := templates.ListView{Status: f.Status, Assignee: assignee, Label: f.Label, Q: f.Q, Page: 1, Pages: 1,
+				Project: project, QError: errs.Message(err), Author: author, NoAssignee: f.NoAssignee, NoLabel: f.NoLabel, Sort: f.Sort}
+			if v.Users, err = h.assignable(ctx, project); err != nil {
+				return err
+			}
+			if v.Status == "" {
+				v.Status = "open"
+			}
+			v.Bulk = web.Form(c)
+			return web.Render(c, http.StatusUnprocessableEntity, templates.TicketList(h.Env.Page(c, "Tickets", "tickets"), v))
+		}
+	}
+	l, err := Query(ctx, h.Env.DB.Read, f)
 	if err != nil {
 		return err
+	}
+	if h.Search != nil {
+		if err := h.Search.Snippets(ctx, h.Env.DB.Read, l.Filter, l.Tickets); err != nil {
+			return err
+		}
 	}
 	l.Filter.Assignee, l.Filter.Author = assignee, author
 	if web.WantsJSON(c) {
 		var ids []string
 		for _, r := range l.Tickets {
-			ids = append(ids, r.Assignee, r.Author)
+			ids = append(ids, r.Assignee, r.Author, r.SnippetBy)
 		}
 		names, err := auth.Names(ctx, h.Env.DB.Read, ids)
 		if err != nil {
@@ -113,11 +147,14 @@ func (h *Handlers) List(c echo.Context) error {
 		for i := range l.Tickets {
 			l.Tickets[i].AssigneeUsername = names[l.Tickets[i].Assignee].Username
 			l.Tickets[i].AuthorUsername = names[l.Tickets[i].Author].Username
+			if by := l.Tickets[i].SnippetBy; by != "" {
+				l.Tickets[i].SnippetByUsername = names[by].Username
+			}
 		}
 		return c.JSON(http.StatusOK, l)
 	}
 	v := templates.ListView{Status: l.Filter.Status, Assignee: l.Filter.Assignee, Label: l.Filter.Label, Q: l.Filter.Q,
-		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Project: project,
+		Open: l.Open, Closed: l.Closed, Total: l.Total, Page: l.Page, Pages: l.Pages, Project: project, Capped: l.Capped,
 		Author: l.Filter.Author, NoAssignee: l.Filter.NoAssignee, NoLabel: l.Filter.NoLabel, Sort: l.Filter.Sort}
 	if v.Users, err = h.assignable(ctx, project); err != nil {
 		return err
@@ -137,6 +174,9 @@ func (h *Handlers) List(c echo.Context) error {
 	var ids []string
 	for _, r := range l.Tickets {
 		ids = append(ids, r.Assignee, r.Author)
+		if r.SnippetBy != "" {
+			ids = append(ids, r.SnippetBy)
+		}
 	}
 	who, err := h.Env.People(ctx, ids...) // one query for the page
 	if err != nil {
@@ -144,7 +184,11 @@ func (h *Handlers) List(c echo.Context) error {
 	}
 	for _, r := range l.Tickets {
 		v.Rows = append(v.Rows, templates.TicketRow{ID: r.ID, Title: r.Title, Status: r.Status, Assignee: who(r.Assignee),
-			Author: who(r.Author), Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt})
+			Author: who(r.Author), Labels: r.Labels, Comments: r.CommentCount, UpdatedAt: r.UpdatedAt,
+			Snippet: r.Snippet, SnippetIn: r.SnippetIn})
+		if r.SnippetBy != "" {
+			v.Rows[len(v.Rows)-1].SnippetBy = who(r.SnippetBy)
+		}
 	}
 	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, title, "tickets"), v))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -37,6 +38,25 @@ type Filter struct {
 	// reader may see); a site admin's list is not restricted.
 	Restricted bool     `json:"-"`
 	Visible    []string `json:"-"`
+	// Match, set by a Searcher from Q, takes the place of the plain word
+	// search.
+	Match *Match `json:"-"`
+}
+
+// Match is what a search asks of the list, as SQL. Where (with Args)
+// narrows the tickets t. When Cond is set, the list joins the search
+// index: From names the index as f joined to t, Cond (with CondArgs) is
+// its MATCH, and the newest Newest tickets that match (and pass Where)
+// are ordered by Rank, best (lowest) first. Bounding the candidates keeps
+// a search for a word in every ticket as fast as one for a rare word.
+type Match struct {
+	Where    []string
+	Args     []any
+	From     string
+	Cond     string
+	CondArgs []any
+	Rank     string
+	Newest   int
 }
 
 // PerPage is the list's page size.
@@ -55,6 +75,13 @@ type Row struct {
 	Labels           []string `json:"labels"`
 	CommentCount     int64    `json:"comment_count"`
 	UpdatedAt        string   `json:"updated_at"`
+	// Snippet is where the search's words matched, as HTML: the text
+	// escaped, the words in <mark>. SnippetIn says where ("body",
+	// "comment", "labels"); SnippetBy is a comment's author (a person id).
+	Snippet           string `json:"snippet,omitempty"`
+	SnippetIn         string `json:"snippet_in,omitempty"`
+	SnippetBy         string `json:"snippet_by,omitempty"`
+	SnippetByUsername string `json:"snippet_by_username,omitempty"`
 }
 
 // List is a page of tickets with counts.
@@ -66,6 +93,9 @@ type List struct {
 	Total   int64  `json:"total"`  // matching every filter
 	Page    int    `json:"page"`
 	Pages   int    `json:"pages"`
+	// Capped says a search's words matched more tickets than it ranks:
+	// the counts and pages cover the newest Match.Newest matches.
+	Capped bool `json:"capped,omitempty"`
 }
 
 // sortOrders maps each sort to its ORDER BY; each has an index (0027).
@@ -85,8 +115,8 @@ const maxFilterChars = 100
 
 // Limits of a text search: what a person types, not a query language.
 const (
-	maxSearchChars = 200
-	maxSearchWords = 20
+	maxSearchChars = 1000
+	maxSearchWords = 40
 )
 
 // ftsQuery turns what a person typed into an FTS5 query of quoted terms
@@ -195,8 +225,13 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if f.NoLabel != "" {
 		where, args = append(where, "NOT EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id AND l.label = ?)"), append(args, f.NoLabel)
 	}
-	if fq := ftsQuery(f.Q); fq != "" {
+	if m := f.Match; m != nil {
+		where, args = append(where, m.Where...), append(args, m.Args...)
+	} else if fq := ftsQuery(f.Q); fq != "" {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
+	}
+	if m := f.Match; m != nil && m.Cond != "" {
+		return ranked(ctx, q, f, where, args)
 	}
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
 	// With no filter but status, the counts come from the tables the
@@ -251,17 +286,89 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
+	l.Tickets, err = scanRows(rows, l.Tickets)
+	return l, err
+}
+
+func scanRows(rows *sql.Rows, out []Row) ([]Row, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var r Row
 		var labels string
 		if err := rows.Scan(&r.ID, &r.Title, &r.Status, &r.Assignee, &r.Author, &r.CommentCount, &r.UpdatedAt, &labels); err != nil {
-			return l, err
+			return out, err
 		}
 		r.Labels = splitLabels(labels)
-		l.Tickets = append(l.Tickets, r)
+		out = append(out, r)
 	}
-	return l, rows.Err()
+	return out, rows.Err()
+}
+
+// ranked lists the tickets whose words match f.Match, best first: one
+// query takes the newest Match.Newest matches that pass the other filters
+// (where) with their rank, in rank order; the counts and the page come
+// from them, then the page's rows are read.
+func ranked(ctx context.Context, q events.Querier, f Filter, where []string, args []any) (List, error) {
+	m := f.Match
+	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
+	rows, err := q.QueryContext(ctx, `SELECT id, status FROM (SELECT t.id AS id, t.status AS status, `+m.Rank+` AS rank
+		FROM `+m.From+` WHERE `+m.Cond+` AND `+strings.Join(where, " AND ")+` ORDER BY f.rowid DESC LIMIT `+strconv.Itoa(m.Newest)+`)
+		ORDER BY rank, id DESC`, append(append([]any{}, m.CondArgs...), args...)...)
+	if err != nil {
+		return l, fmt.Errorf("search tickets: %w", err)
+	}
+	var ids []any
+	n := 0
+	for rows.Next() {
+		var id int64
+		var st string
+		if err := rows.Scan(&id, &st); err != nil {
+			rows.Close()
+			return l, err
+		}
+		n++
+		if st == "open" {
+			l.Open++
+		} else {
+			l.Closed++
+		}
+		if f.Status == "all" || f.Status == st {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return l, err
+	}
+	l.Capped = n >= m.Newest
+	l.Total = int64(len(ids))
+	l.Pages = max(1, (len(ids)+PerPage-1)/PerPage)
+	if f.Page > l.Pages {
+		f.Page = l.Pages
+		l.Page, l.Filter.Page = f.Page, f.Page
+	}
+	page := ids[min(len(ids), (f.Page-1)*PerPage):min(len(ids), f.Page*PerPage)]
+	if len(page) == 0 {
+		return l, nil
+	}
+	in := strings.TrimSuffix(strings.Repeat("?,", len(page)), ",")
+	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
+		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
+		FROM tickets t WHERE t.id IN (`+in+`)`, page...)
+	if err != nil {
+		return l, fmt.Errorf("list tickets: %w", err)
+	}
+	got, err := scanRows(rows, nil)
+	if err != nil {
+		return l, err
+	}
+	at := map[int64]int{}
+	for i, id := range page {
+		at[id.(int64)] = i
+	}
+	slices.SortFunc(got, func(a, b Row) int { return at[a.ID] - at[b.ID] })
+	l.Tickets = got
+	return l, nil
 }
 
 func splitLabels(s string) []string {
