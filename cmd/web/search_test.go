@@ -27,7 +27,7 @@ var resultRE = regexp.MustCompile(`<a href="/tickets/(\d+)" dir="auto">`)
 // found lists the tickets (their paths) a search shows, in order.
 func (b *browser) found(q string) []string {
 	b.tb.Helper()
-	a := b.get("/tickets?status=all&q=" + url.QueryEscape(q))
+	a := b.get("/tickets?status=all&sort=created&q=" + url.QueryEscape(q)) // filters alone list newest first; words rank
 	if a.status != http.StatusOK {
 		b.tb.Fatalf("search %q: got %d, want 200\n%.600s", q, a.status, a.body)
 	}

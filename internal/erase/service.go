@@ -73,11 +73,17 @@ func (s *Service) Erase(ctx context.Context, actor string, r Request, cmdID stri
 				}
 				text = text || x.Type == "ticket_opened" || x.Type == "ticket_edited"
 			}
+			// FTS5 keeps deleted terms in older segments until they merge:
+			// merge them all now, so the words leave the indexes (the
+			// search box's holds comments too). On a large site this
+			// rewrites the index once per erasure: erasures are rare.
+			fts := []string{"search_fts"}
 			if text {
-				// FTS5 keeps deleted terms in older segments until they
-				// merge: merge them all now, so the words leave the index.
-				if _, err := q.ExecContext(ctx, `INSERT INTO tickets_fts (tickets_fts) VALUES ('optimize')`); err != nil {
-					return fmt.Errorf("compact the search index: %w", err)
+				fts = append(fts, "tickets_fts")
+			}
+			for _, t := range fts {
+				if _, err := q.ExecContext(ctx, `INSERT INTO `+t+` (`+t+`) VALUES ('optimize')`); err != nil {
+					return fmt.Errorf("compact the search index %s: %w", t, err)
 				}
 			}
 			return nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -53,6 +54,52 @@ func Register(reg *events.Registry, t tickets.Types) {
 		}
 		return recomment(ctx, q, e.AggregateID)
 	})
+	// An erasure (internal/erase) takes the erased words out of the index,
+	// as a replay of the erased payloads' remnants would: a ticket's title
+	// and description, a comment's text.
+	erased := events.Type[erasure]{Name: "erased", Schema: 1}
+	events.On(reg, p, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		touched := map[string]bool{}
+		for _, x := range d.Positions {
+			ticket, ok := strings.CutPrefix(x.Aggregate, tickets.Aggregate+"/")
+			if !ok || (x.Type != "comment_added" && x.Type != "comment_edited") {
+				continue
+			}
+			if _, err := q.ExecContext(ctx, `UPDATE search_comments SET body = '' WHERE ticket_id = ? AND id = ?`, ticket, x.Kept.CommentID); err != nil {
+				return err
+			}
+			touched[ticket] = true
+		}
+		for ticket := range touched {
+			if err := recomment(ctx, q, ticket); err != nil {
+				return err
+			}
+		}
+		for _, id := range d.Tickets {
+			ticket := strconv.FormatInt(id, 10)
+			old, err := get(ctx, q, ticket)
+			if err != nil {
+				return err
+			}
+			old.title, old.body = "", ""
+			if err := put(ctx, q, ticket, old); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// erasure is what the index reads of an `erased` event (internal/erase).
+type erasure struct {
+	Positions []struct {
+		Type      string `json:"type"`
+		Aggregate string `json:"aggregate"`
+		Kept      struct {
+			CommentID int64 `json:"comment_id"`
+		} `json:"kept"`
+	} `json:"positions"`
+	Tickets []int64 `json:"tickets"`
 }
 
 // doc is a ticket's row of the index.
