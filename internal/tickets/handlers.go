@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/access"
+	"braid/internal/attach"
 	"braid/internal/auth"
 	"braid/internal/errs"
 	"braid/internal/events"
@@ -28,6 +29,17 @@ type Handlers struct {
 	// Watching says whether a person watches a ticket (internal/notify),
 	// for the ticket page's Watch/Unwatch button; nil draws no button.
 	Watching func(ctx context.Context, ticket int64, user string) (bool, error)
+	// Uploads reads the files a multipart form carries (cmd/web/attach.go:
+	// checked, hashed, within the size limit); nil: forms carry no files.
+	Uploads func(c echo.Context) ([]attach.File, error)
+}
+
+// files are the files the request carries, checked; none without Uploads.
+func (h *Handlers) files(c echo.Context) ([]attach.File, error) {
+	if h.Uploads == nil {
+		return nil, nil
+	}
+	return h.Uploads(c)
 }
 
 func actor(c echo.Context) string {
@@ -240,6 +252,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: who(cm.Author), Body: cm.Body,
 			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me})
 	}
+	attachViews(&v, t.Attachments)
 	h.renderMarkdown(c.Request().Context(), &v)
 	return v, nil
 }
@@ -406,14 +419,22 @@ func (h *Handlers) AddComment(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		cid, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
+		files, err := h.files(c)
+		if err != nil {
+			return err
+		}
+		cid, err := h.Service.CommentWithFiles(c.Request().Context(), actor(c), id, body, files, c.FormValue("command_id"))
 		if err != nil {
 			return err
 		}
 		return h.answerComment(c, http.StatusCreated, id, cid)
 	}
 	return h.command(c, func(id int64) error {
-		_, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
+		files, err := h.files(c)
+		if err != nil {
+			return err
+		}
+		_, err = h.Service.CommentWithFiles(c.Request().Context(), actor(c), id, body, files, c.FormValue("command_id"))
 		return err
 	}, func(v *templates.TicketView, err error) {
 		v.CommentForm = web.WithError(v.CommentForm, err)

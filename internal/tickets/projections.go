@@ -20,6 +20,7 @@ func Register(reg *events.Registry) Types {
 		CommentEdited:  events.Define[CommentEdited](reg, "comment_edited", 1),
 		CommentDeleted: events.Define[CommentDeleted](reg, "comment_deleted", 1),
 	}
+	registerAttachments(reg, &t)
 
 	// tickets and their labels.
 	p := reg.NewProjection("tickets", "tickets", "ticket_labels", "ticket_counts")

@@ -63,6 +63,9 @@ type Types struct {
 	CommentAdded   events.Type[CommentAdded]
 	CommentEdited  events.Type[CommentEdited]
 	CommentDeleted events.Type[CommentDeleted]
+	// AttachmentAdded: a file attached to the ticket or one of its
+	// comments (attachments.go).
+	AttachmentAdded events.Type[AttachmentAdded]
 }
 
 // Aggregate is the aggregate type of tickets in the log.
@@ -91,20 +94,22 @@ type Comment struct {
 
 // Ticket is the state of one ticket: a fold of its own events.
 type Ticket struct {
-	ID          int64     `json:"id"`
-	Project     string    `json:"project"`
-	Title       string    `json:"title"`
-	Body        string    `json:"body"`
-	Labels      []string  `json:"labels"`
-	Status      string    `json:"status"`
-	Assignee    string    `json:"assignee"`
-	Author      string    `json:"author"`
-	Version     int64     `json:"version"`
-	Position    int64     `json:"position"` // log position of the last event folded
-	OpenedAt    string    `json:"opened_at"`
-	UpdatedAt   string    `json:"updated_at"`
-	Comments    []Comment `json:"comments"`
-	LastComment int64     `json:"-"`
+	ID        int64     `json:"id"`
+	Project   string    `json:"project"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	Labels    []string  `json:"labels"`
+	Status    string    `json:"status"`
+	Assignee  string    `json:"assignee"`
+	Author    string    `json:"author"`
+	Version   int64     `json:"version"`
+	Position  int64     `json:"position"` // log position of the last event folded
+	OpenedAt  string    `json:"opened_at"`
+	UpdatedAt string    `json:"updated_at"`
+	Comments  []Comment `json:"comments"`
+	// Attachments are the files attached, in log order (attachments.go).
+	Attachments []Attachment `json:"attachments,omitempty"`
+	LastComment int64        `json:"-"`
 	lastHash    [32]byte
 }
 
@@ -146,6 +151,9 @@ func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
 		if c := s.comment(d.CommentID); c != nil {
 			c.Deleted = true
 		}
+	case t.AttachmentAdded.Name:
+		d, _ := t.AttachmentAdded.Decode(r, e)
+		s.Attachments = append(slices.Clip(s.Attachments), attachmentOf(e, d))
 	}
 	return s
 }
