@@ -177,6 +177,11 @@ func postAttachments(tix *tickets.Handlers, u *uploads) echo.HandlerFunc {
 		if u == nil {
 			return errs.E(errs.NotFound, "This server takes no attachments.")
 		}
+		me, _ := web.CurrentUser(c.Request().Context())
+		// Someone who may not read the ticket learns nothing of it: 404.
+		if err := access.CanTicket(c.Request().Context(), tix.Env.DB.Read, me.ID, access.Read, id); err != nil {
+			return err
+		}
 		if c.Get(uploadedKey) == nil {
 			return errs.Field("files", "Send the files as multipart/form-data, in the field files.")
 		}
@@ -190,7 +195,6 @@ func postAttachments(tix *tickets.Handlers, u *uploads) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		me, _ := web.CurrentUser(c.Request().Context())
 		as, err := tix.Service.Attach(c.Request().Context(), me.ID, id, cid, files, c.FormValue("command_id"))
 		if err != nil {
 			return err
