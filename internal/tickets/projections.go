@@ -20,7 +20,6 @@ func Register(reg *events.Registry) Types {
 		CommentEdited:  events.Define[CommentEdited](reg, "comment_edited", 1),
 		CommentDeleted: events.Define[CommentDeleted](reg, "comment_deleted", 1),
 	}
-	registerAttachments(reg, &t)
 
 	// tickets and their labels.
 	p := reg.NewProjection("tickets", "tickets", "ticket_labels", "ticket_counts")
@@ -109,6 +108,7 @@ func Register(reg *events.Registry) Types {
 		_, err := q.ExecContext(ctx, `INSERT INTO tickets_fts (rowid, title, body) VALUES (?, ?, ?)`, e.AggregateID, d.Title, d.Body)
 		return err
 	})
+	registerAttachments(reg, &t)
 	return t
 }
 
