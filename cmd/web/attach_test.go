@@ -333,3 +333,38 @@ func TestAttachmentVerifyExportImport(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// The new-ticket and edit forms carry files too: the ticket_opened (or
+// ticket_edited) and its attachment_added events are one command; an edit
+// that changes no text only attaches.
+func TestAttachmentsOnNewAndEditForms(t *testing.T) {
+	s := startServer(t)
+	ada := newBrowser(t, s.URL)
+	ada.register("ada")
+	before := countEvents(t, s.DB)
+	shot := pngBytes(t, 5, 5)
+	a := ada.upload("/tickets", ada.form("/tickets/new", "/tickets", url.Values{"title": {"With a picture"}}), []upfile{{"files", "pic.png", shot}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("open with a file: %d\n%.600s", a.status, a.body)
+	}
+	ticket := a.location
+	if got := typesOf(eventsAfter(t, s.DB, before)); got != "ticket_opened attachment_added" {
+		t.Fatalf("appended %q", got)
+	}
+	if !strings.Contains(ada.get(ticket).body, `<img src="/files/`+shaOf(shot)+`/pic.png"`) {
+		t.Fatalf("no image on the ticket")
+	}
+	before = countEvents(t, s.DB)
+	a = ada.upload(ticket, ada.form(ticket+"/edit", ticket, nil), []upfile{{"files", "more.txt", []byte("more\n")}})
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("edit with a file: %d\n%.600s", a.status, a.body)
+	}
+	if got := typesOf(eventsAfter(t, s.DB, before)); got != "attachment_added" {
+		t.Fatalf("an edit with only a file appended %q", got)
+	}
+	// A refused file re-draws the form with the message beside the field.
+	a = ada.upload("/tickets", ada.form("/tickets/new", "/tickets", url.Values{"title": {"Bad file"}}), []upfile{{"files", "x.html", []byte("<html><script>alert(1)</script>")}})
+	if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, `id="files-error"`) || !strings.Contains(a.body, "Bad file") {
+		t.Fatalf("a refused file on the new form: %d\n%.2000s", a.status, a.body)
+	}
+}

@@ -46,8 +46,13 @@ func attachmentOf(e *events.Event, d AttachmentAdded) Attachment {
 
 // registerAttachments defines attachment_added and its projection, the
 // attachments table (blobs are not a projection: replay leaves them).
-func registerAttachments(reg *events.Registry, t *Types) {
+// The tickets projection (tix) keeps each ticket's version and update time.
+func registerAttachments(reg *events.Registry, t *Types, tix *events.Projection) {
 	t.AttachmentAdded = events.Define[AttachmentAdded](reg, attach.EventType, 1)
+	events.On(reg, tix, t.AttachmentAdded, func(ctx context.Context, q events.Querier, e *events.Event, d AttachmentAdded) error {
+		_, err := q.ExecContext(ctx, `UPDATE tickets SET version = ?, updated_at = ? WHERE id = ?`, e.Version, e.OccurredAt, e.AggregateID)
+		return err
+	})
 	p := reg.NewProjection("attachments", "attachments")
 	events.On(reg, p, t.AttachmentAdded, func(ctx context.Context, q events.Querier, e *events.Event, d AttachmentAdded) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO attachments (ticket_id, position, sha256, name, content_type, size, comment_id, author, created_at)
@@ -162,4 +167,15 @@ func attachViews(v *templates.TicketView, as []Attachment) {
 			v.Files = append(v.Files, av)
 		}
 	}
+}
+
+// OpenWithFiles opens a ticket with files attached, in one command.
+func (s *Service) OpenWithFiles(ctx context.Context, actor string, d Draft, files []attach.File, cmdID string) (int64, error) {
+	return s.open(ctx, actor, d, files, cmdID)
+}
+
+// EditWithFiles edits a ticket and attaches files to it, in one command:
+// files with an unchanged text are only the attachments.
+func (s *Service) EditWithFiles(ctx context.Context, actor string, id int64, d Draft, version int64, files []attach.File, cmdID string) error {
+	return s.edit(ctx, actor, id, d, version, files, cmdID)
 }

@@ -209,7 +209,11 @@ func (h *Handlers) Create(c echo.Context) error {
 			return errs.E(errs.NotFound, "There is no project %q, or you may not see it.", d.Project)
 		}
 	}
-	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
+	files, err := h.files(c)
+	var id int64
+	if err == nil {
+		id, err = h.Service.OpenWithFiles(c.Request().Context(), actor(c), d, files, c.FormValue("command_id"))
+	}
 	if code := errs.Code(err); (code == errs.Invalid || code == errs.Conflict) && !web.WantsJSON(c) {
 		ps, perr := h.openable(c)
 		if perr != nil {
@@ -473,7 +477,10 @@ func (h *Handlers) Update(c echo.Context) error {
 		return errs.Field("version", "the form lost its version; reload the edit page")
 	}
 	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
-	err = h.Service.Edit(ctx, actor(c), id, d, version, c.FormValue("command_id"))
+	files, err := h.files(c)
+	if err == nil {
+		err = h.Service.EditWithFiles(ctx, actor(c), id, d, version, files, c.FormValue("command_id"))
+	}
 	switch errs.Code(err) {
 	case "":
 		if web.WantsJSON(c) {

@@ -108,7 +108,7 @@ func Register(reg *events.Registry) Types {
 		_, err := q.ExecContext(ctx, `INSERT INTO tickets_fts (rowid, title, body) VALUES (?, ?, ?)`, e.AggregateID, d.Title, d.Body)
 		return err
 	})
-	registerAttachments(reg, &t)
+	registerAttachments(reg, &t, p)
 	return t
 }
 
