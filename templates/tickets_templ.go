@@ -983,7 +983,7 @@ func NewTicket(p Page, f Form, projects []ProjectOption) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = FileInput(f).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = FileInput(p, f).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -1724,7 +1724,7 @@ func TicketPage(p Page, v TicketView) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = FileInput(v.CommentForm).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = FileInput(p, v.CommentForm).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -1929,7 +1929,7 @@ func EditTicket(p Page, v EditView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = FileInput(v.Form).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = FileInput(p, v.Form).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
