@@ -213,7 +213,7 @@ func postAttachments(tix *tickets.Handlers, u *uploads) echo.HandlerFunc {
 
 // fileCSP is the policy of every served file: a sandbox (no script, no
 // same origin, no forms), nothing loaded but the file itself.
-const fileCSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+const fileCSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 // serveFile answers GET /files/{sha256}[/{name}] to someone who may read a
 // ticket the file is attached to; to anyone else it does not exist (404).

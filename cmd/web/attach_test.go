@@ -146,7 +146,7 @@ func TestAttachmentsOnCommentForm(t *testing.T) {
 	for h, want := range map[string]string{
 		"Content-Type":            "image/png",
 		"X-Content-Type-Options":  "nosniff",
-		"Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
+		"Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
 		"Content-Disposition":     `inline; filename="crash shot.png"`,
 		"Cache-Control":           "private, max-age=31536000, immutable",
 	} {
