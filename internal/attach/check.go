@@ -100,6 +100,9 @@ func WriteDir(ctx context.Context, q events.Querier, dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(refs) == 0 {
+		return 0, nil // no attachments: no directory either
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
