@@ -11,8 +11,9 @@ import (
 )
 
 func export(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "export", "export [--db PATH] [-o FILE]")
+	fs, dbPath := newFlags(e, "export", "export [--db PATH] [-o FILE] [--blobs DIR]")
 	out := fs.String("o", "", "write to FILE instead of standard output")
+	blobs := fs.String("blobs", "", "write the attached files into DIR, one file per SHA-256 (default FILE.blobs beside -o FILE; none on standard output)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -52,5 +53,5 @@ func export(ctx context.Context, e env, args []string) error {
 	if f != nil {
 		fmt.Fprintf(e.stderr, "exported %d events to %s\n", n, *out)
 	}
-	return nil
+	return exportBlobs(ctx, e, db, blobsDir(*blobs, *out))
 }

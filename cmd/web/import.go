@@ -17,7 +17,8 @@ import (
 // inserts its events as they are (same bytes, same hashes) into a database
 // with no events and builds every projection from them.
 func importCmd(ctx context.Context, e env, args []string) error {
-	fs, dbPath := newFlags(e, "import", "import FILE --db NEW   (FILE - reads standard input)")
+	fs, dbPath := newFlags(e, "import", "import FILE --db NEW [--blobs DIR]   (FILE - reads standard input)")
+	blobs := fs.String("blobs", "", "restore the attached files from DIR (default FILE.blobs beside FILE)")
 	var file string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		file, args = args[0], args[1:]
@@ -83,6 +84,9 @@ func importCmd(ctx context.Context, e env, args []string) error {
 	defer db.Close()
 	reg, _ := registry()
 	got, err := events.Import(ctx, db, reg, in)
+	if err == nil {
+		err = importBlobs(ctx, e, db, blobsDir(*blobs, file))
+	}
 	if err != nil && created {
 		// Nothing was imported: leave no empty database behind either.
 		db.Close()

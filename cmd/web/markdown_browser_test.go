@@ -75,6 +75,18 @@ func TestMarkdownXSSInBrowser(t *testing.T) {
 		}
 	}
 
+	// Files with hostile names, attached to the ticket (attach.go): the
+	// names are display text, escaped in the list, the link and download=.
+	xssNames := []string{`"><img src=x onerror=alert(1)>.png`, `<svg onload=alert(1)>.png`, `javascript:alert(1)`, `' onmouseover='alert(1)'.png`, `&lt;script&gt;alert(1)&lt;.png`}
+	var files []upfile
+	for _, n := range xssNames {
+		files = append(files, upfile{"files", n, pngBytes(t, 3, 3)})
+	}
+	files[2].data = []byte("javascript:alert(1)\n") // a text file
+	if a := ada.upload(tpath+"/attachments", ada.form(tpath, tpath+"/comments", nil), files); a.status != http.StatusSeeOther {
+		t.Fatalf("attach hostile names: %d\n%.600s", a.status, a.body)
+	}
+
 	p := &person{tb: t, ctx: newChromium(t), base: s.URL}
 	p.register("carol")
 	installTrap(t, p.ctx)
@@ -84,7 +96,7 @@ func TestMarkdownXSSInBrowser(t *testing.T) {
 		t.Errorf("%d comments on the page, want %d: the rendered text broke the page's structure", n, len(cases))
 	}
 	// Poke everything rendered, as a person's mouse and keyboard would.
-	eval[bool](p, `for (const e of document.querySelectorAll(".markdown *")) {
+	eval[bool](p, `for (const e of document.querySelectorAll(".markdown *, .attachments *")) {
   for (const ev of ["mouseover", "mouseenter", "focus", "click", "toggle", "load", "error"]) {
     if (ev === "click" && e.tagName === "A") continue;
     e.dispatchEvent(new Event(ev, {bubbles: true}));
@@ -99,7 +111,7 @@ true`)
 	}
 	bad := eval[[]string](p, `(() => {
   const out = [];
-  for (const e of document.querySelectorAll(".markdown *")) {
+  for (const e of document.querySelectorAll(".markdown *, .attachments *")) {
     if (["SCRIPT", "IFRAME", "OBJECT", "EMBED", "SVG", "STYLE", "FORM", "BASE", "META"].includes(e.tagName.toUpperCase())) out.push(e.tagName);
     for (const a of e.attributes) {
       if (/^on/i.test(a.name) || a.name === "style") out.push(e.tagName + " " + a.name);
@@ -111,6 +123,11 @@ true`)
 })()`)
 	for _, b := range bad {
 		t.Errorf("rendered: %s", b)
+	}
+	// Each hostile name is shown as the text it is.
+	shown := eval[[]string](p, `[...document.querySelectorAll(".attachments a[download]")].map(a => a.textContent)`)
+	if strings.Join(shown, "\n") != strings.Join(xssNames, "\n") {
+		t.Errorf("attachment names shown %q, want %q", shown, xssNames)
 	}
 	// The window still has our trap, nothing replaced it: a sanity check
 	// that the trap was in place to see script run.

@@ -67,7 +67,10 @@ func TestOddRequests(t *testing.T) {
 		{"XML body", ada, "POST", "/tickets", "application/xml", "_csrf={csrf}&command_id={cid}&title=x", nil, 403},
 		{"no content type", ada, "POST", "/tickets", "", "_csrf={csrf}&command_id={cid}&title=x", nil, 403},
 		{"malformed content type", ada, "POST", "/tickets", "a/b; ;;==", "_csrf={csrf}&command_id={cid}&title=x", nil, 400},
-		{"multipart", ada, "POST", "/tickets", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n--x--\r\n", nil, 415},
+		{"multipart", ada, "POST", tk + "/assign", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"assignee\"\r\n\r\nx\r\n--x--\r\n", nil, 415},
+		// The forms that may carry files take multipart (attach.go), still only with the token.
+		{"multipart upload form without token", ada, "POST", "/tickets", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n--x--\r\n", nil, 403},
+		{"malformed multipart upload form", ada, "POST", "/tickets", "multipart/form-data; boundary=x", "--y\r\nnonsense", nil, 400},
 		{"multipart, JSON wanted", anon, "POST", "/login", "multipart/form-data; boundary=x", "--x--\r\n", []string{"Accept", json}, 415},
 		{"body too large, JSON wanted", ada, "POST", "/tickets", form, "_csrf={csrf}&command_id={cid}&body=" + strings.Repeat("x", 1<<20), []string{"Accept", json}, 413},
 

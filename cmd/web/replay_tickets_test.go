@@ -72,6 +72,13 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	ticket := ada.open("Replay me <script>")
 	bob.post(ticket+"/comments", bob.form(ticket, ticket+"/comments", map[string][]string{"body": {"a comment"}}))
 	ada.post(ticket+"/close", ada.form(ticket, ticket+"/close", nil))
+	// Attachments: under a comment, and on the ticket itself (attach.go).
+	if a := ada.attachTo(ticket, "the screenshot", upfile{"files", "shot.png", pngBytes(t, 4, 4)}); a.status != 303 {
+		t.Fatalf("attach: %d\n%.400s", a.status, a.body)
+	}
+	if a := ada.upload(ticket+"/attachments", ada.form(ticket, ticket+"/comments", nil), []upfile{{"files", "log.txt", []byte("boom\n")}}); a.status != 303 {
+		t.Fatalf("attach to the ticket: %d\n%.400s", a.status, a.body)
+	}
 	// Notify: a mention, a watch by hand and back, read state, an address.
 	cyd := newBrowser(t, s.URL).from("127.0.0.50")
 	cyd.register("cyd")

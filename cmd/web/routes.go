@@ -34,6 +34,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	e.Pre(requestLog(w.Log))
 	e.Pre(middleware.Recover())
 	e.Pre(securityHeaders(secure))
+	e.Pre(uploadBody(uploadsOf(w))) // multipart files on the upload routes only (attach.go)
 	e.Pre(limitBody)
 	e.Pre(methodOverride)
 
@@ -178,6 +179,12 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.GET("/tickets/:id/comments/:cid/erase", erasing.ConfirmComment, read)
 	u.POST("/tickets/:id/comments/:cid/erase", erasing.EraseComment, read)
 
+	// Attachments (attach.go): upload to a ticket; a file to whoever may
+	// read a ticket it is attached to (404 for anyone else).
+	u.POST("/tickets/:id/attachments", postAttachments(tix, uploadsOf(w)))
+	u.GET("/files/:sha", serveFile(w))
+	u.GET("/files/:sha/:name", serveFile(w))
+
 	// Notifications: watching tickets, the inbox, the digest address.
 	u.POST("/tickets/:id/watch", inbox.Watch, read)
 	u.POST("/tickets/:id/unwatch", inbox.Unwatch, read)
@@ -290,6 +297,9 @@ const maxBody = 1 << 20
 func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if c.Get(uploadedKey) != nil {
+			return next(c) // read and capped by uploadBody (attach.go)
+		}
 		if r.ContentLength > maxBody {
 			return tooLarge()
 		}

@@ -42,6 +42,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	rf := addReplicaFlags(fs, e.getenv)
 	hf := addWebhookFlags(fs)
 	sf := addStreamFlags(fs)
+	af := addAttachFlags(fs, e.getenv)
 	fs.Var(&proxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat or separate with commas (env BRAID_TRUSTED_PROXIES; default none: the peer's address)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -69,6 +70,10 @@ func serve(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if err := sf.check(); err != nil {
+		return err
+	}
+	up, err := af.check()
+	if err != nil {
 		return err
 	}
 	if *rf.follow != "" {
@@ -172,6 +177,7 @@ func serve(ctx context.Context, e env, args []string) error {
 	}
 	url := "http://" + ln.Addr().String()
 	a.passkeys = relyingParty(*mf.baseURL, ln.Addr(), log)
+	w.MaxAttachment, w.AttachmentTypes = up.max, up.types
 	srv := newServer(w, a, mon, *secure, mode, clientIP(proxies, e.getenv("FLY_APP_NAME") != ""), m.Middleware(*of.metricsToken))
 	if mir != nil {
 		mir.serve(w, srv)
@@ -281,6 +287,9 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 		a.stream.Env, w.Stream = w, a.stream.Stream
 	}
 	erasing := &eraseHandlers{env: w, svc: &erase.Service{DB: a.db, Writer: a.writer, Types: a.types.erase}}
+	if up := uploadsOf(w); up != nil {
+		tix.Uploads = up.read
+	}
 	routes(e, w, people, tix, inbox, projects, webhooks, erasing, mon, secure)
 	return e
 }

@@ -52,6 +52,7 @@ func verify(ctx context.Context, e env, args []string) error {
 		return verifySince(ctx, e, *dbPath, *since, *vkey, kf, *asJSON)
 	}
 	unavailable := false
+	files := 0 // attachments hashed (attach_verify.go)
 	var rep web.VerifyReport
 	var what string
 	if *file != "" {
@@ -109,6 +110,9 @@ func verify(ctx context.Context, e env, args []string) error {
 		if err := treeCheck(ctx, db, r, &rep); err != nil {
 			return fail(exitFailed, "%v", err)
 		}
+		if files, err = attachCheck(ctx, db, &rep); err != nil {
+			return fail(exitFailed, "%v", err)
+		}
 		what = *dbPath
 		if *deep && rep.Intact {
 			d, recorded, err := deepVerify(ctx, db, *deepTmp)
@@ -155,6 +159,9 @@ func verify(ctx context.Context, e env, args []string) error {
 				state = a.Problem
 			}
 			fmt.Fprintf(e.stdout, "anchor #%d at position %d (witness %s, %s): %s\n", a.ID, a.Position, a.Witness, a.AnchoredAt, state)
+		}
+		if files > 0 {
+			fmt.Fprintf(e.stdout, "attachments: %d files, each present and its SHA-256 equal to the one its event carries\n", files)
 		}
 		if rep.Deep != nil {
 			if rep.Deep.OK {

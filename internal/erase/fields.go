@@ -18,9 +18,9 @@ import (
 // and the names people give their tokens and passkeys are personal.
 var Fields = map[string][]string{
 	// tickets
-	"ticket_opened":     {"title", "body"},
+	"ticket_opened":     {"title", "body", "imported"}, // imported: the login on the other tracker
 	"ticket_edited":     {"title", "body"},
-	"comment_added":     {"body"},
+	"comment_added":     {"body", "imported"},
 	"comment_edited":    {"body"},
 	"comment_deleted":   nil,
 	"ticket_assigned":   nil, // a person id
@@ -59,6 +59,25 @@ var Fields = map[string][]string{
 	"webhook_changed":  nil,
 	"webhook_disabled": nil,
 	"webhook_enabled":  nil,
+	// the list: a person's saved views (their names and queries are typed)
+	"view_saved":   {"name", "query"},
+	"view_deleted": {"name"},
+	// attachments: the file's name is typed; the hash, type and size are
+	// structure (the file itself is not a payload: docs/privacy.md)
+	"attachment_added": {"name"},
+	// people imported from another tracker (internal/importer)
+	"person_imported": {"login", "username", "display_name"},
+	"person_claimed":  nil,
+	// custom fields, relations and templates (internal/fields): a field's
+	// definition is the project's structure; values and templates are typed
+	"field_defined":    nil,
+	"field_changed":    nil,
+	"field_removed":    nil,
+	"ticket_field_set": {"value"},
+	"relation_added":   nil,
+	"relation_removed": nil,
+	"template_defined": {"body"},
+	"template_removed": nil,
 	// the log's own: a v2 log's first event names the old log's head
 	// and checkpoint (web migrate-v2)
 	"log_continued": nil,

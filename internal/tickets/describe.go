@@ -22,6 +22,7 @@ var words = map[string]string{
 	"comment_added":     "commented on",
 	"comment_edited":    "edited a comment on",
 	"comment_deleted":   "deleted a comment on",
+	"attachment_added":  "attached a file to",
 }
 
 // Describe puts the ticket events among evs in plain words ("opened #3

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/access"
+	"braid/internal/attach"
 	"braid/internal/auth"
 	"braid/internal/errs"
 	"braid/internal/events"
@@ -31,6 +32,9 @@ type Handlers struct {
 	// Search reads the search box (internal/search); nil keeps the plain
 	// word search.
 	Search Searcher
+	// Uploads reads the files a multipart form carries (cmd/web/attach.go:
+	// checked, hashed, within the size limit); nil: forms carry no files.
+	Uploads func(c echo.Context) ([]attach.File, error)
 }
 
 // Searcher turns the search box's text into a Match and cuts snippets
@@ -38,6 +42,14 @@ type Handlers struct {
 type Searcher interface {
 	Apply(ctx context.Context, q events.Querier, f *Filter) error
 	Snippets(ctx context.Context, q events.Querier, f Filter, rows []Row) error
+}
+
+// files are the files the request carries, checked; none without Uploads.
+func (h *Handlers) files(c echo.Context) ([]attach.File, error) {
+	if h.Uploads == nil {
+		return nil, nil
+	}
+	return h.Uploads(c)
 }
 
 func actor(c echo.Context) string {
@@ -253,7 +265,11 @@ func (h *Handlers) Create(c echo.Context) error {
 			return errs.E(errs.NotFound, "There is no project %q, or you may not see it.", d.Project)
 		}
 	}
-	id, err := h.Service.Open(c.Request().Context(), actor(c), d, c.FormValue("command_id"))
+	files, err := h.files(c)
+	var id int64
+	if err == nil {
+		id, err = h.Service.OpenWithFiles(c.Request().Context(), actor(c), d, files, c.FormValue("command_id"))
+	}
 	if code := errs.Code(err); (code == errs.Invalid || code == errs.Conflict) && !web.WantsJSON(c) {
 		ps, perr := h.openable(c)
 		if perr != nil {
@@ -297,6 +313,7 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 		v.Comments = append(v.Comments, templates.CommentView{ID: cm.ID, Author: who(cm.Author), Body: cm.Body,
 			CreatedAt: cm.CreatedAt, EditedAt: cm.EditedAt, Position: cm.Position, Mine: cm.Author == me, Erased: cm.Erased.Sentence()})
 	}
+	attachViews(&v, t.Attachments)
 	h.renderMarkdown(c.Request().Context(), &v)
 	return v, nil
 }
@@ -463,14 +480,22 @@ func (h *Handlers) AddComment(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		cid, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
+		files, err := h.files(c)
+		if err != nil {
+			return err
+		}
+		cid, err := h.Service.CommentWithFiles(c.Request().Context(), actor(c), id, body, files, c.FormValue("command_id"))
 		if err != nil {
 			return err
 		}
 		return h.answerComment(c, http.StatusCreated, id, cid)
 	}
 	return h.command(c, func(id int64) error {
-		_, err := h.Service.Comment(c.Request().Context(), actor(c), id, body, c.FormValue("command_id"))
+		files, err := h.files(c)
+		if err != nil {
+			return err
+		}
+		_, err = h.Service.CommentWithFiles(c.Request().Context(), actor(c), id, body, files, c.FormValue("command_id"))
 		return err
 	}, func(v *templates.TicketView, err error) {
 		v.CommentForm = web.WithError(v.CommentForm, err)
@@ -509,7 +534,10 @@ func (h *Handlers) Update(c echo.Context) error {
 		return errs.Field("version", "the form lost its version; reload the edit page")
 	}
 	d := Draft{Title: f.V("title"), Body: normalise(f.V("body")), Labels: ParseLabels(f.V("labels"))}
-	err = h.Service.Edit(ctx, actor(c), id, d, version, c.FormValue("command_id"))
+	files, err := h.files(c)
+	if err == nil {
+		err = h.Service.EditWithFiles(ctx, actor(c), id, d, version, files, c.FormValue("command_id"))
+	}
 	switch errs.Code(err) {
 	case "":
 		if web.WantsJSON(c) {

@@ -153,6 +153,7 @@ func Register(reg *events.Registry) Types {
 	})
 
 	registerViews(reg, &t) // a person's saved views of the list
+	registerAttachments(reg, &t, p)
 	return t
 }
 

@@ -421,7 +421,11 @@ func Get(ctx context.Context, q events.Querier, id int64) (Ticket, error) {
 		c.Erased = newErasure(erasedAt, erasedBy)
 		t.Comments = append(t.Comments, c)
 	}
-	return t, rows.Err()
+	if err := rows.Err(); err != nil {
+		return t, err
+	}
+	t.Attachments, err = Attachments(ctx, q, id)
+	return t, err
 }
 
 // AsOf folds the ticket's events up to log position p: the ticket as it

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"braid/internal/access"
+	"braid/internal/attach"
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
@@ -142,6 +143,11 @@ func (s *Service) command(actor, cmdID, fp string, id int64, action func(t Ticke
 
 // Open opens a ticket and returns its number.
 func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string) (int64, error) {
+	return s.open(ctx, actor, d, nil, cmdID)
+}
+
+// open opens a ticket with files attached to it (none: as before).
+func (s *Service) open(ctx context.Context, actor string, d Draft, files []attach.File, cmdID string) (int64, error) {
 	fp := events.Fingerprint("open", draftParts(d)...)
 	project := d.Project
 	if project == "" {
@@ -149,6 +155,9 @@ func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string)
 	}
 	if project != access.Default { // the same fingerprint as before projects in the default one
 		fp = events.Fingerprint("open_in", draftParts(d, project)...)
+	}
+	if len(files) > 0 {
+		fp = events.Fingerprint("open_files", append(draftParts(d, project), fileParts(files)...)...)
 	}
 	res, err := s.Writer.Do(ctx, events.Command{ID: cmdID, Actor: actor, Fingerprint: fp, Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
 		if err := access.Can(ctx, tx.Q(), actor, access.Open, project); err != nil {
@@ -158,6 +167,11 @@ func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string)
 		if err != nil {
 			return nil, err
 		}
+		more, err := s.Types.attachEvents(ctx, tx, files, 0)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, more...)
 		var next int64
 		if err := tx.Q().QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM tickets`).Scan(&next); err != nil {
 			return nil, fmt.Errorf("next ticket number: %w", err)
@@ -173,9 +187,22 @@ func (s *Service) Open(ctx context.Context, actor string, d Draft, cmdID string)
 
 // Edit changes a ticket's title, body and labels if it is still at version.
 func (s *Service) Edit(ctx context.Context, actor string, id int64, d Draft, version int64, cmdID string) error {
+	return s.edit(ctx, actor, id, d, version, nil, cmdID)
+}
+
+// edit is Edit with files attached to the ticket in the same command.
+func (s *Service) edit(ctx context.Context, actor string, id int64, d Draft, version int64, files []attach.File, cmdID string) error {
 	fp := fingerprint("edit", id, draftParts(d, strconv.FormatInt(version, 10))...)
-	_, err := s.on(ctx, actor, cmdID, fp, id, editAction(actor), func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
-		return s.Types.Edit(t, d, version)
+	if len(files) > 0 {
+		fp = fingerprint("edit_files", id, append(draftParts(d, strconv.FormatInt(version, 10)), fileParts(files)...)...)
+	}
+	_, err := s.on(ctx, actor, cmdID, fp, id, editAction(actor), func(t Ticket, tx *events.Tx) ([]events.Pending, error) {
+		evs, err := s.Types.Edit(t, d, version)
+		if err != nil {
+			return nil, err
+		}
+		more, err := s.Types.attachEvents(ctx, tx, files, 0)
+		return append(evs, more...), err
 	})
 	return err
 }

@@ -84,6 +84,9 @@ type Types struct {
 	// A person's saved views of the list (views.go).
 	ViewSaved   events.Type[ViewSaved]
 	ViewDeleted events.Type[ViewDeleted]
+	// AttachmentAdded: a file attached to the ticket or one of its
+	// comments (attachments.go).
+	AttachmentAdded events.Type[AttachmentAdded]
 }
 
 // Aggregate is the aggregate type of tickets in the log.
@@ -163,8 +166,10 @@ type Ticket struct {
 	// Erased says its title and description were erased (internal/erase).
 	Erased *Erasure `json:"erased,omitempty"`
 	// Imported is where an imported ticket came from (internal/importer).
-	Imported    *Imported `json:"imported,omitempty"`
-	LastComment int64     `json:"-"`
+	Imported *Imported `json:"imported,omitempty"`
+	// Attachments are the files attached, in log order (attachments.go).
+	Attachments []Attachment `json:"attachments,omitempty"`
+	LastComment int64        `json:"-"`
 	lastHash    [32]byte
 }
 
@@ -207,6 +212,9 @@ func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
 		if c := s.comment(d.CommentID); c != nil {
 			c.Deleted = true
 		}
+	case t.AttachmentAdded.Name:
+		d, _ := t.AttachmentAdded.Decode(r, e)
+		s.Attachments = append(slices.Clip(s.Attachments), attachmentOf(e, d))
 	}
 	return s
 }

@@ -60,6 +60,11 @@ type Env struct {
 	Replica *Replica
 	// Stream serves GET /events/stream (internal/stream); nil: no route.
 	Stream echo.HandlerFunc
+	// MaxAttachment limits the files of one upload (serve --max-attachment)
+	// and AttachmentTypes lists the types allowed (internal/attach); 0: no
+	// uploads.
+	MaxAttachment   int64
+	AttachmentTypes []string
 }
 
 // People resolves every person id in ids with one query and returns how
