@@ -12,6 +12,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/auth"
 	"braid/internal/events"
+	"braid/internal/fields"
 	"braid/internal/hooks"
 	"braid/internal/notify"
 	"braid/internal/stream"
@@ -45,6 +46,7 @@ type types struct {
 	notify  notify.Types
 	access  access.Types
 	hooks   hooks.Types
+	fields  fields.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -53,6 +55,7 @@ func registry() (*events.Registry, types) {
 	reg := events.NewRegistry()
 	t := types{users: auth.Register(reg), tickets: tickets.Register(reg), access: access.Register(reg), hooks: hooks.Register(reg)}
 	t.notify = notify.Register(reg) // reads the events of both, by their stored names
+	t.fields = fields.Register(reg)
 	return reg, t
 }
 

@@ -15,6 +15,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/anchor"
 	"braid/internal/auth"
+	"braid/internal/fields"
 	"braid/internal/hooks"
 	"braid/internal/metrics"
 	"braid/internal/notify"
@@ -277,7 +278,9 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	if a.stream != nil {
 		a.stream.Env, w.Stream = w, a.stream.Stream
 	}
-	routes(e, w, people, tix, inbox, projects, webhooks, mon, secure)
+	flds := &fields.Handlers{Env: w, Service: &fields.Service{Writer: a.writer, Types: a.types.fields}, Tickets: tix}
+	tix.Side, tix.FieldClauses, tix.FieldValues, tix.Templates = flds.Side, flds.ListClauses, flds.FieldValues, flds.TemplatesOf
+	routes(e, w, people, tix, inbox, projects, webhooks, mon, secure, flds)
 	return e
 }
 

@@ -57,41 +57,45 @@ type Action string
 
 // Every action of the site that touches a project or the site's people.
 const (
-	Read           Action = "read"             // see the project, its tickets and its history
-	Watch          Action = "watch"            // watch or unwatch one of its tickets
-	Open           Action = "open"             // open a ticket in it
-	Comment        Action = "comment"          // comment on one of its tickets
-	EditOwnComment Action = "edit_own_comment" // edit or delete a comment one wrote
-	EditOwnTicket  Action = "edit_own_ticket"  // edit title, body, labels of a ticket one opened
-	Edit           Action = "edit"             // edit anyone's ticket
-	Assign         Action = "assign"
-	Close          Action = "close"
-	Reopen         Action = "reopen"
-	ManageRoles    Action = "manage_roles"    // grant and revoke roles, the everyone-is-a-member setting
-	Invite         Action = "invite"          // invite a person into the project
-	ManageWebhooks Action = "manage_webhooks" // see, create, change and disable the project's webhooks
-	CreateProject  Action = "create_project"
-	SiteAdmin      Action = "site_admin" // the admin page: site invitations, registration, admins
+	Read            Action = "read"             // see the project, its tickets and its history
+	Watch           Action = "watch"            // watch or unwatch one of its tickets
+	Open            Action = "open"             // open a ticket in it
+	Comment         Action = "comment"          // comment on one of its tickets
+	EditOwnComment  Action = "edit_own_comment" // edit or delete a comment one wrote
+	EditOwnTicket   Action = "edit_own_ticket"  // edit title, body, labels of a ticket one opened
+	Edit            Action = "edit"             // edit anyone's ticket
+	Assign          Action = "assign"
+	Close           Action = "close"
+	Reopen          Action = "reopen"
+	ManageRoles     Action = "manage_roles"     // grant and revoke roles, the everyone-is-a-member setting
+	Invite          Action = "invite"           // invite a person into the project
+	ManageWebhooks  Action = "manage_webhooks"  // see, create, change and disable the project's webhooks
+	ManageFields    Action = "manage_fields"    // define, change and remove the project's custom fields
+	ManageTemplates Action = "manage_templates" // define and remove the project's ticket templates
+	CreateProject   Action = "create_project"
+	SiteAdmin       Action = "site_admin" // the admin page: site invitations, registration, admins
 )
 
 // Table is the least role each action needs. It is the only place that
 // says who may do what; docs/security.md prints it.
 var Table = map[Action]Role{
-	Read:           Viewer,
-	Watch:          Viewer,
-	Open:           Reporter,
-	Comment:        Reporter,
-	EditOwnComment: Reporter,
-	EditOwnTicket:  Reporter,
-	Edit:           Member,
-	Assign:         Member,
-	Close:          Member,
-	Reopen:         Member,
-	ManageRoles:    Owner,
-	Invite:         Owner,
-	ManageWebhooks: Owner,
-	CreateProject:  Admin,
-	SiteAdmin:      Admin,
+	Read:            Viewer,
+	Watch:           Viewer,
+	Open:            Reporter,
+	Comment:         Reporter,
+	EditOwnComment:  Reporter,
+	EditOwnTicket:   Reporter,
+	Edit:            Member,
+	Assign:          Member,
+	Close:           Member,
+	Reopen:          Member,
+	ManageRoles:     Owner,
+	Invite:          Owner,
+	ManageWebhooks:  Owner,
+	ManageFields:    Owner,
+	ManageTemplates: Owner,
+	CreateProject:   Admin,
+	SiteAdmin:       Admin,
 }
 
 // System is the operator's actor (web admin), allowed everything.

@@ -26,6 +26,15 @@ type Filter struct {
 	// reader may see); a site admin's list is not restricted.
 	Restricted bool     `json:"-"`
 	Visible    []string `json:"-"`
+	// Fields and FieldSort are the list's field.NAME=VALUE and
+	// sort=field.NAME (internal/fields); Where and Order are their SQL over
+	// the list's ticket t, with arguments, filled by Handlers.FieldClauses.
+	Fields    map[string]string `json:"fields,omitempty"`
+	FieldSort string            `json:"field_sort,omitempty"`
+	Where     []string          `json:"-"`
+	WhereArgs []any             `json:"-"`
+	Order     string            `json:"-"`
+	OrderArgs []any             `json:"-"`
 }
 
 // PerPage is the list's page size.
@@ -146,6 +155,7 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	if fq := ftsQuery(f.Q); fq != "" {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
 	}
+	where, args = append(where, f.Where...), append(args, f.WhereArgs...)
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
 	// With no filter but status, the counts come from the table the
 	// projection keeps; otherwise they are counted over the matches.
@@ -189,10 +199,14 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		f.Page = l.Pages
 		l.Page, l.Filter.Page = f.Page, f.Page
 	}
+	order := "t.id DESC"
+	if f.Order != "" {
+		order, args = f.Order, append(args, f.OrderArgs...)
+	}
 	args = append(args, PerPage, (f.Page-1)*PerPage)
 	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
 		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY t.id DESC LIMIT ? OFFSET ?`, args...)
+		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+order+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
