@@ -131,6 +131,9 @@ func canEdit(ctx context.Context, q events.Querier, actor string, id int64) (str
 	if err != nil {
 		return "", fmt.Errorf("read ticket: %w", err)
 	}
+	if err := access.Can(ctx, q, actor, access.Read, project); err != nil {
+		return "", errs.E(errs.NotFound, "There is no ticket #%d.", id)
+	}
 	action := access.Edit
 	if author == actor {
 		action = access.EditOwnTicket
