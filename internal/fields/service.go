@@ -121,8 +121,9 @@ func (s *Service) RemoveTemplate(ctx context.Context, actor, project, name, comm
 }
 
 // canEdit refuses actor unless they may edit ticket id (their own needs
-// less than anyone's); it returns the ticket's project.
-func canEdit(ctx context.Context, q events.Querier, actor string, id int64) (string, error) {
+// less than anyone's); it returns the ticket's project. hide answers
+// not_found for a ticket the actor may not see.
+func canEdit(ctx context.Context, q events.Querier, actor string, id int64, hide bool) (string, error) {
 	var project, author string
 	err := q.QueryRowContext(ctx, `SELECT project, author FROM tickets WHERE id = ?`, id).Scan(&project, &author)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -131,8 +132,12 @@ func canEdit(ctx context.Context, q events.Querier, actor string, id int64) (str
 	if err != nil {
 		return "", fmt.Errorf("read ticket: %w", err)
 	}
-	if err := access.Can(ctx, q, actor, access.Read, project); err != nil {
-		return "", errs.E(errs.NotFound, "There is no ticket #%d.", id)
+	if hide {
+		// The other ticket of a relation: one the actor may not see is
+		// not there for them, whatever else they may not do.
+		if err := access.Can(ctx, q, actor, access.Read, project); err != nil {
+			return "", errs.E(errs.NotFound, "There is no ticket #%d.", id)
+		}
 	}
 	action := access.Edit
 	if author == actor {
@@ -163,7 +168,7 @@ func (s *Service) SetValue(ctx context.Context, actor string, id int64, field, v
 	fp := events.Fingerprint("set_field", strconv.FormatInt(id, 10), field, value)
 	_, err := s.Writer.Do(ctx, events.Command{ID: commandID, Actor: actor, Fingerprint: fp,
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-			project, err := canEdit(ctx, tx.Q(), actor, id)
+			project, err := canEdit(ctx, tx.Q(), actor, id, false)
 			if err != nil {
 				return nil, err
 			}
@@ -207,7 +212,7 @@ func (s *Service) relation(ctx context.Context, actor string, id int64, kind str
 	fp := events.Fingerprint(verb, strconv.FormatInt(id, 10), kind, strconv.FormatInt(other, 10))
 	_, err := s.Writer.Do(ctx, events.Command{ID: commandID, Actor: actor, Fingerprint: fp,
 		Decide: func(ctx context.Context, tx *events.Tx) ([]events.Change, error) {
-			if _, err := canEdit(ctx, tx.Q(), actor, id); err != nil {
+			if _, err := canEdit(ctx, tx.Q(), actor, id, false); err != nil {
 				return nil, err
 			}
 			inv, ok := inverse[kind]
@@ -220,7 +225,7 @@ func (s *Service) relation(ctx context.Context, actor string, id int64, kind str
 			if other < 1 {
 				return nil, errs.Field("other", "Give the other ticket's number.")
 			}
-			if _, err := canEdit(ctx, tx.Q(), actor, other); err != nil {
+			if _, err := canEdit(ctx, tx.Q(), actor, other, true); err != nil {
 				if errs.Code(err) == errs.NotFound {
 					return nil, errs.Field("other", "There is no ticket #%d, or you may not see it.", other)
 				}
