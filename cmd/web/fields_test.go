@@ -163,6 +163,9 @@ func TestCustomFields(t *testing.T) {
 	if !strings.Contains(js.body, `"fields":{"due":"2026-12-01","points":"2.5","priority":"high"}`) {
 		t.Errorf("ticket JSON: %.800s", js.body)
 	}
+	if h := bob.get(t1 + "/history").body; !strings.Contains(h, "priority") || !strings.Contains(h, "2026-12-01") {
+		t.Errorf("the history does not show the field values\n%.3000s", h)
+	}
 	// Clearing.
 	setField(bob, t1, "due", "", 303, 1)
 	if strings.Contains(bob.get(t1).body, `value="2026-12-01"`) {
@@ -247,6 +250,9 @@ func TestRelations(t *testing.T) {
 	if got := relationsOf(t, bob, t2); !strings.Contains(got, "Blocked by #"+n1+" Fix login open") {
 		t.Errorf("ticket 2 shows %q", got)
 	}
+	if h := bob.get(t2 + "/history").body; !strings.Contains(h, "blocked by #"+n1) {
+		t.Errorf("ticket 2's history does not show the relation\n%.3000s", h)
+	}
 	for _, c := range []struct {
 		fields url.Values
 		says   string
@@ -306,7 +312,9 @@ func TestTemplates(t *testing.T) {
 	if strings.Contains(bob.get("/tickets/new").body, "Start from a template") {
 		t.Error("a project without templates offers some")
 	}
-	expect(t, s, ada, "/p/main/fields", "/p/main/templates", url.Values{"name": {""}, "body": {"x"}}, 422, 0)
+	if r := expect(t, s, ada, "/p/main/fields", "/p/main/templates", url.Values{"name": {""}, "body": {"x"}}, 422, 0); !strings.Contains(r.body, `id="template-name-error"`) {
+		t.Errorf("no message beside the template's name\n%.2000s", r.body)
+	}
 	expect(t, s, ada, "/p/main/fields", "/p/main/templates", url.Values{"name": {strings.Repeat("n", 61)}, "body": {"x"}}, 422, 0)
 	expect(t, s, ada, "/p/main/fields", "/p/main/templates", url.Values{"name": {"Bug"}, "body": {strings.Repeat("b", 20001)}}, 422, 0)
 	refused(t, s, bob, "/p/main/templates", url.Values{"name": {"Bug"}, "body": {"x"}})

@@ -22,6 +22,9 @@ var words = map[string]string{
 	"comment_added":     "commented on",
 	"comment_edited":    "edited a comment on",
 	"comment_deleted":   "deleted a comment on",
+	"ticket_field_set":  "set a field of", // internal/fields
+	"relation_added":    "linked",
+	"relation_removed":  "unlinked",
 }
 
 // Describe puts the ticket events among evs in plain words ("opened #3

@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -325,6 +326,27 @@ func diff(a, b Ticket, e *events.Event) []Change {
 	add("labels", strings.Join(a.Labels, ", "), strings.Join(b.Labels, ", "))
 	add("status", a.Status, b.Status)
 	add("assignee", a.Assignee, b.Assignee)
+	// Events of internal/fields on the ticket: a field's value, a relation.
+	switch e.Type {
+	case "ticket_field_set":
+		var d struct{ Field, Value string }
+		if json.Unmarshal(e.Data, &d) == nil {
+			out = append(out, Change{Field: d.Field, After: d.Value})
+		}
+	case "relation_added", "relation_removed":
+		var d struct {
+			Kind  string
+			Other int64
+		}
+		if json.Unmarshal(e.Data, &d) == nil {
+			r := strings.ReplaceAll(d.Kind, "_", " ") + " #" + strconv.FormatInt(d.Other, 10)
+			if e.Type == "relation_added" {
+				out = append(out, Change{Field: "relation", After: r})
+			} else {
+				out = append(out, Change{Field: "relation", Before: r})
+			}
+		}
+	}
 	for _, cb := range b.Comments {
 		ca, _ := findComment(a.Comments, cb.ID)
 		switch {
