@@ -249,7 +249,9 @@ func (h *Handlers) Side(c echo.Context, t tickets.Ticket, problem error) (templ.
 			v.Relate.Values = map[string]string{}
 		}
 	}
-	return templates.TicketSide(h.Env.Page(c, t.Title, "tickets"), v), nil
+	// Only the CSRF token of the page: Env.Page would take the flash the
+	// ticket page itself shows.
+	return templates.TicketSide(templates.Page{CSRF: web.CSRF(c)}, v), nil
 }
 
 // TemplatesOf lists the templates of projects for the new-ticket page
