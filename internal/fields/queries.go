@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"braid/internal/errs"
@@ -145,43 +147,66 @@ func ListClauses(ctx context.Context, q events.Querier, eq map[string]string, so
 	for n := range eq {
 		names = append(names, n)
 	}
-	slicesSort(names)
+	slices.Sort(names)
 	for _, n := range names {
-		where = append(where, `EXISTS (SELECT 1 FROM ticket_fields v JOIN project_fields d ON d.project = t.project AND d.name = v.name
-			WHERE v.name = ? AND v.value = ? AND v.ticket_id = t.id)`)
-		args = append(args, n, eq[n])
+		// The index on (name, value) finds the tickets; the definition
+		// check keeps values of a removed field out.
+		where = append(where, `t.id IN (SELECT v.ticket_id FROM ticket_fields v WHERE v.name = ? AND v.value = ?)
+			AND EXISTS (SELECT 1 FROM project_fields d WHERE d.project = t.project AND d.name = ?)`)
+		args = append(args, n, eq[n], n)
 	}
 	if sortBy == "" {
 		return where, args, "", nil, nil
 	}
 	// The field's kind decides the order: numbers by value, one-of by the
 	// order of its choices, text and dates (YYYY-MM-DD) as text. Tickets
-	// without a value come last.
-	var kind string
-	err = q.QueryRowContext(ctx, `SELECT kind FROM project_fields WHERE name = ? ORDER BY seq LIMIT 1`, sortBy).Scan(&kind)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, "", nil, errs.Field("sort", "There is no field called %q to sort by.", sortBy)
-	}
+	// without a value (or in a project without the field) come last. The
+	// kind and choices are those of the oldest definition of the name.
+	defs, err := q.QueryContext(ctx, `SELECT project, kind, choices FROM project_fields WHERE name = ? ORDER BY seq`, sortBy)
 	if err != nil {
 		return nil, nil, "", nil, fmt.Errorf("read field: %w", err)
 	}
-	val := `(SELECT v.value FROM ticket_fields v JOIN project_fields d ON d.project = t.project AND d.name = v.name WHERE v.ticket_id = t.id AND v.name = ?)`
-	key := val
+	var kind, choices string
+	var projects []any
+	for defs.Next() {
+		var p, k, c string
+		if err := defs.Scan(&p, &k, &c); err != nil {
+			defs.Close()
+			return nil, nil, "", nil, err
+		}
+		if kind == "" {
+			kind, choices = k, c
+		}
+		projects = append(projects, p)
+	}
+	defs.Close()
+	if err := defs.Err(); err != nil {
+		return nil, nil, "", nil, err
+	}
+	if kind == "" {
+		return nil, nil, "", nil, errs.Field("sort", "There is no field called %q to sort by.", sortBy)
+	}
+	// One index lookup a ticket: (ticket_id, name) is the primary key;
+	// a ticket of a project without the field has no value.
+	in := strings.TrimSuffix(strings.Repeat("?,", len(projects)), ",")
+	val := `(SELECT v.value FROM ticket_fields v WHERE v.ticket_id = t.id AND v.name = ? AND t.project IN (` + in + `))`
+	orderArgs = append([]any{sortBy}, projects...)
 	switch kind {
 	case Number:
-		key = "CAST(" + val + " AS REAL)"
+		order = "COALESCE(CAST(" + val + " AS REAL), 9e999)" // 9e999 is +Inf: last
 	case OneOf:
-		key = `(SELECT CAST(j.key AS INTEGER) FROM ticket_fields v JOIN project_fields d ON d.project = t.project AND d.name = v.name, json_each(d.choices) j
-			WHERE v.ticket_id = t.id AND v.name = ? AND j.value = v.value)`
-	}
-	order = val + " IS NULL, " + key + ", t.id DESC"
-	return where, args, order, []any{sortBy, sortBy}, nil
-}
-
-func slicesSort(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && strings.Compare(s[j-1], s[j]) > 0; j-- {
-			s[j-1], s[j] = s[j], s[j-1]
+		var cs []string
+		if err := json.Unmarshal([]byte(choices), &cs); err != nil {
+			return nil, nil, "", nil, fmt.Errorf("field %s choices: %w", sortBy, err)
 		}
+		order = "CASE " + val
+		for i, c := range cs {
+			order += " WHEN ? THEN " + strconv.Itoa(i)
+			orderArgs = append(orderArgs, c)
+		}
+		order += " ELSE " + strconv.Itoa(len(cs)) + " END"
+	default:
+		order = "COALESCE(" + val + ", char(1114111))" // U+10FFFF: after any value
 	}
+	return where, args, order + ", t.id DESC", orderArgs, nil
 }
