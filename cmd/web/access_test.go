@@ -187,6 +187,25 @@ func TestRoleCommandTable(t *testing.T) {
 		{"create a webhook", access.ManageWebhooks, func(role string) (string, string, url.Values) {
 			return "POST", "/p/acme/webhooks", url.Values{"url": {"https://93.184.216.34/hook-" + role}}
 		}, 201},
+		{"define a field", access.ManageFields, func(role string) (string, string, url.Values) {
+			return "POST", "/p/acme/fields", url.Values{"name": {"f-" + role}, "kind": {"text"}}
+		}, 303},
+		{"define a template", access.ManageTemplates, func(role string) (string, string, url.Values) {
+			return "POST", "/p/acme/templates", url.Values{"name": {"t-" + role}, "body": {"steps"}}
+		}, 303},
+		{"set a field on someone's ticket", access.Edit, func(role string) (string, string, url.Values) {
+			if r := ada.command("/p/acme/fields", "/p/acme/fields", url.Values{"name": {"component"}, "kind": {"text"}}); r.status != 303 && r.status != 422 {
+				t.Fatalf("define component: %d\n%.600s", r.status, r.body)
+			}
+			return "POST", fresh("to set a field of") + "/fields", url.Values{"field": {"component"}, "value": {"by " + role}}
+		}, 303},
+		{"set a field on one's own ticket", access.EditOwnTicket, func(role string) (string, string, url.Values) {
+			return "POST", own[role] + "/fields", url.Values{"field": {"component"}, "value": {"own, by " + role}}
+		}, 303},
+		{"relate two tickets", access.Edit, func(role string) (string, string, url.Values) {
+			other := fresh("to relate to")
+			return "POST", fresh("to relate") + "/relations", url.Values{"kind": {"blocks"}, "other": {other[strings.LastIndex(other, "/")+1:]}}
+		}, 303},
 		{"create a project", access.CreateProject, func(role string) (string, string, url.Values) {
 			return "POST", "/projects", url.Values{"slug": {"p-" + role}, "name": {"Made by " + role}}
 		}, 303},

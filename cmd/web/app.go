@@ -13,6 +13,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/erase"
 	"braid/internal/events"
+	"braid/internal/fields"
 	"braid/internal/hooks"
 	"braid/internal/importer"
 	"braid/internal/notify"
@@ -52,6 +53,7 @@ type types struct {
 	braid   events.Type[logContinued] // the log's own events (migratev2.go)
 	// importer: people imported from another tracker (import-issues).
 	importer importer.Types
+	fields   fields.Types
 }
 
 // registry lists every event type and projection of Braid: adding an event
@@ -63,6 +65,7 @@ func registry() (*events.Registry, types) {
 	t.notify = notify.Register(reg)     // reads the events of both, by their stored names
 	t.importer = importer.Register(reg) // after auth: imported people are rows of users
 	search.Register(reg, t.tickets)     // the search index, over the ticket events
+	t.fields = fields.Register(reg)
 	t.braid = registerBraid(reg)
 	return reg, t
 }

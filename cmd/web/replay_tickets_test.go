@@ -117,6 +117,43 @@ func TestReplayRebuildsTicketProjectionsIdentically(t *testing.T) {
 	if got := typesOf(eventsAfter(t, path, len(eventsAfter(t, path, 0))-5)); got != "ticket_edited ticket_edited view_saved view_saved view_deleted" {
 		t.Fatalf("triage appended %q", got)
 	}
+	// Fields, relations and templates (internal/fields): defined, set,
+	// changed, removed, linked and unlinked.
+	for _, f := range []url.Values{
+		{"name": {"priority"}, "kind": {"one_of"}, "choices": {"low\nhigh"}},
+		{"name": {"points"}, "kind": {"number"}},
+		{"name": {"gone"}, "kind": {"text"}},
+		{"name": {"priority"}, "kind": {"one_of"}, "choices": {"high\nlow\nurgent"}},
+	} {
+		if r := ada.command("/p/main/fields", "/p/main/fields", f); r.status != 303 {
+			t.Fatalf("define field: %d\n%.600s", r.status, r.body)
+		}
+	}
+	other := ada.open("Related")
+	for _, c := range []struct {
+		action string
+		v      url.Values
+	}{
+		{ticket + "/fields", url.Values{"field": {"priority"}, "value": {"urgent"}}},
+		{ticket + "/fields", url.Values{"field": {"points"}, "value": {"3"}}},
+		{other + "/fields", url.Values{"field": {"points"}, "value": {"5"}}},
+		{other + "/fields", url.Values{"field": {"points"}, "value": {""}}},
+		{"/p/main/fields/remove", url.Values{"name": {"gone"}}},
+		{ticket + "/relations", url.Values{"kind": {"blocks"}, "other": {other[len("/tickets/"):]}}},
+		{ticket + "/relations", url.Values{"kind": {"relates_to"}, "other": {other[len("/tickets/"):]}}},
+		{ticket + "/relations/remove", url.Values{"kind": {"relates_to"}, "other": {other[len("/tickets/"):]}}},
+		{"/p/main/templates", url.Values{"name": {"Bug"}, "body": {"## Steps"}}},
+		{"/p/main/templates", url.Values{"name": {"Idea"}, "body": {"## Why"}}},
+		{"/p/main/templates/remove", url.Values{"name": {"Idea"}}},
+	} {
+		page := ticket
+		if strings.HasPrefix(c.action, "/p/") {
+			page = "/p/main/fields"
+		}
+		if r := ada.post(c.action, ada.form(page, "", c.v)); r.status != 303 {
+			t.Fatalf("%s %v: %d\n%.600s", c.action, c.v, r.status, r.body)
+		}
+	}
 	if code := s.stop(); code != 0 {
 		t.Fatalf("server exit %d", code)
 	}

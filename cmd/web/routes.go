@@ -17,6 +17,7 @@ import (
 	"braid/internal/access"
 	"braid/internal/api"
 	"braid/internal/auth"
+	"braid/internal/fields"
 	"braid/internal/hooks"
 	"braid/internal/notify"
 	"braid/internal/tickets"
@@ -26,7 +27,7 @@ import (
 
 // routes registers every route of the site, grouped by resource, with the
 // middleware they run behind. This file is the whole surface at a glance.
-func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, webhooks *hooks.Handlers, erasing *eraseHandlers, mon *web.Monitor, secure bool) {
+func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handlers, inbox *notify.Handlers, projects *access.Handlers, webhooks *hooks.Handlers, erasing *eraseHandlers, mon *web.Monitor, secure bool, flds *fields.Handlers) {
 	// Before routing and before anything reads the request: one log line
 	// with the final status, panics turned into 500s, the headers every
 	// answer carries, the body cap, then the method override (which reads
@@ -184,6 +185,16 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/tickets/:id/attachments", postAttachments(tix, uploadsOf(w)))
 	u.GET("/files/:sha", serveFile(w))
 	u.GET("/files/:sha/:name", serveFile(w))
+
+	// Custom fields, relations and ticket templates (internal/fields).
+	u.GET("/p/:slug/fields", flds.Page)
+	u.POST("/p/:slug/fields", flds.Save)
+	u.POST("/p/:slug/fields/remove", flds.Remove)
+	u.POST("/p/:slug/templates", flds.SaveTemplate)
+	u.POST("/p/:slug/templates/remove", flds.RemoveTemplate)
+	u.POST("/tickets/:id/fields", flds.SetValue, read)
+	u.POST("/tickets/:id/relations", flds.Relate, read)
+	u.POST("/tickets/:id/relations/remove", flds.Unrelate, read)
 
 	// Notifications: watching tickets, the inbox, the digest address.
 	u.POST("/tickets/:id/watch", inbox.Watch, read)

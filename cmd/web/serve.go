@@ -16,6 +16,7 @@ import (
 	"braid/internal/anchor"
 	"braid/internal/auth"
 	"braid/internal/erase"
+	"braid/internal/fields"
 	"braid/internal/hooks"
 	"braid/internal/metrics"
 	"braid/internal/notify"
@@ -290,7 +291,9 @@ func newServer(w *web.Env, a *app, mon *web.Monitor, secure bool, registration a
 	if up := uploadsOf(w); up != nil {
 		tix.Uploads = up.read
 	}
-	routes(e, w, people, tix, inbox, projects, webhooks, erasing, mon, secure)
+	flds := &fields.Handlers{Env: w, Service: &fields.Service{Writer: a.writer, Types: a.types.fields}, Tickets: tix}
+	tix.Side, tix.FieldClauses, tix.FieldValues, tix.Templates = flds.Side, flds.ListClauses, flds.FieldValues, flds.TemplatesOf
+	routes(e, w, people, tix, inbox, projects, webhooks, erasing, mon, secure, flds)
 	return e
 }
 

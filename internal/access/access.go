@@ -77,6 +77,10 @@ const (
 	// an author erasing their own comment needs EraseOwnComment in its project.
 	Erase           Action = "erase"
 	EraseOwnComment Action = "erase_own_comment"
+
+	// Custom fields and templates (internal/fields).
+	ManageFields    Action = "manage_fields"    // define, change and remove the project's custom fields
+	ManageTemplates Action = "manage_templates" // define and remove the project's ticket templates
 )
 
 // Table is the least role each action needs. It is the only place that
@@ -100,6 +104,9 @@ var Table = map[Action]Role{
 
 	Erase:           Admin,
 	EraseOwnComment: Reporter,
+
+	ManageFields:    Owner,
+	ManageTemplates: Owner,
 }
 
 // System is the operator's actor (web admin), allowed everything.

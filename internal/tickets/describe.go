@@ -23,6 +23,9 @@ var words = map[string]string{
 	"comment_edited":    "edited a comment on",
 	"comment_deleted":   "deleted a comment on",
 	"attachment_added":  "attached a file to",
+	"ticket_field_set":  "set a field of", // internal/fields
+	"relation_added":    "linked",
+	"relation_removed":  "unlinked",
 }
 
 // Describe puts the ticket events among evs in plain words ("opened #3

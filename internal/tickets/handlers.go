@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/access"
@@ -35,6 +36,19 @@ type Handlers struct {
 	// Uploads reads the files a multipart form carries (cmd/web/attach.go:
 	// checked, hashed, within the size limit); nil: forms carry no files.
 	Uploads func(c echo.Context) ([]attach.File, error)
+	// Side draws the ticket page's extra box (internal/fields: custom
+	// fields and relations); problem is a refused command of that box, for
+	// its message beside the field. nil draws none.
+	Side func(c echo.Context, t Ticket, problem error) (templ.Component, error)
+	// FieldClauses turns the list's field.NAME=VALUE and sort=field.NAME
+	// into SQL (internal/fields.ListClauses); nil ignores them.
+	FieldClauses func(ctx context.Context, eq map[string]string, sortBy string) (where []string, args []any, order string, orderArgs []any, err error)
+	// FieldValues are a ticket's custom field values for its JSON; nil
+	// leaves them out.
+	FieldValues func(ctx context.Context, ticket int64) (map[string]string, error)
+	// Templates lists the ticket templates of the projects a new ticket may
+	// open in, for the new-ticket page; nil offers none.
+	Templates func(ctx context.Context, projects []string) ([]templates.TemplateLink, error)
 }
 
 // Searcher turns the search box's text into a Match and cuts snippets
@@ -119,6 +133,12 @@ func (h *Handlers) List(c echo.Context) error {
 	f := Filter{Status: c.QueryParam("status"), Assignee: assigneeID,
 		Label: c.QueryParam("label"), Q: c.QueryParam("q"), Project: project, Page: page, Restricted: !all, Visible: visible,
 		Author: authorID, NoAssignee: noAssignee, NoLabel: c.QueryParam("no_label"), Sort: c.QueryParam("sort")}
+	if strings.HasPrefix(f.Sort, "field.") {
+		f.Sort = "" // a custom field's order (fieldFilter), which takes the place of the list's own
+	}
+	if err := h.fieldFilter(c, &f); err != nil {
+		return err
+	}
 	if h.Search != nil && strings.TrimSpace(f.Q) != "" {
 		if err := h.Search.Apply(ctx, h.Env.DB.Read, &f); err != nil {
 			if errs.Code(err) != errs.Invalid || web.WantsJSON(c) {
@@ -205,6 +225,34 @@ func (h *Handlers) List(c echo.Context) error {
 	return web.Render(c, http.StatusOK, templates.TicketList(h.Env.Page(c, title, "tickets"), v))
 }
 
+// fieldFilter reads field.NAME=VALUE and sort=field.NAME into f.
+func (h *Handlers) fieldFilter(c echo.Context, f *Filter) error {
+	if h.FieldClauses == nil {
+		return nil
+	}
+	for k, vs := range c.QueryParams() {
+		if name, ok := strings.CutPrefix(k, "field."); ok && len(vs) > 0 && vs[0] != "" {
+			if len(f.Fields) >= 10 || len(name) > 200 || len(vs[0]) > 200 {
+				return errs.Field("field", "Filter by at most 10 fields, each name and value up to 200 characters.")
+			}
+			if f.Fields == nil {
+				f.Fields = map[string]string{}
+			}
+			f.Fields[name] = vs[0]
+		}
+	}
+	f.FieldSort, _ = strings.CutPrefix(c.QueryParam("sort"), "field.")
+	if f.FieldSort == c.QueryParam("sort") {
+		f.FieldSort = "" // not a field: another sort, or none
+	}
+	if len(f.Fields) == 0 && f.FieldSort == "" {
+		return nil
+	}
+	var err error
+	f.Where, f.WhereArgs, f.Order, f.OrderArgs, err = h.FieldClauses(c.Request().Context(), f.Fields, f.FieldSort)
+	return err
+}
+
 // pageParam reads ?page=: empty or below 1 is the first page, a number too
 // large for an int is "the last page" (Query clamps it), anything else that
 // is not a whole number is refused.
@@ -249,7 +297,36 @@ func (h *Handlers) New(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), f, ps))
+	tpls, err := h.templates(c, ps)
+	if err != nil {
+		return err
+	}
+	// ?template=NAME fills the body with the template of that name in the
+	// chosen project (or the only one offered).
+	if name := c.QueryParam("template"); name != "" {
+		found := false
+		for _, t := range tpls {
+			if t.Name == name && (t.Project == f.V("project") || f.V("project") == "" && len(ps) == 1) {
+				f.Values["body"], found = t.Body, true
+			}
+		}
+		if !found {
+			return errs.E(errs.NotFound, "There is no template %q in this project.", name)
+		}
+	}
+	return web.Render(c, http.StatusOK, templates.NewTicket(h.Env.Page(c, "New ticket", "new"), f, ps, tpls...))
+}
+
+// templates lists the templates of the projects in ps.
+func (h *Handlers) templates(c echo.Context, ps []templates.ProjectOption) ([]templates.TemplateLink, error) {
+	if h.Templates == nil || len(ps) == 0 {
+		return nil, nil
+	}
+	slugs := make([]string, len(ps))
+	for i, p := range ps {
+		slugs[i] = p.Slug
+	}
+	return h.Templates(c.Request().Context(), slugs)
 }
 
 // Create opens a ticket in the project the form names (the default one
@@ -349,6 +426,11 @@ func (h *Handlers) Show(c echo.Context) error {
 	if at == 0 { // the past is read-only: no assign form, no list of people
 		v.Users = h.usernames(ctx)
 	}
+	if at == 0 && h.Side != nil {
+		if v.Side, err = h.Side(c, t, nil); err != nil {
+			return err
+		}
+	}
 	if at == 0 && h.Watching != nil {
 		w, err := h.Watching(ctx, t.ID, actor(c))
 		if err != nil {
@@ -401,8 +483,19 @@ func (h *Handlers) redraw(c echo.Context, id int64, err error, set func(v *templ
 		return verr
 	}
 	v.Users = h.usernames(c.Request().Context())
+	if h.Side != nil {
+		if v.Side, verr = h.Side(c, t, err); verr != nil {
+			return verr
+		}
+	}
 	set(&v)
 	return web.Render(c, web.Status(errs.Code(err)), templates.TicketPage(h.Env.Page(c, t.Title, "tickets"), v))
+}
+
+// Redraw shows ticket id's page again with the extra box's refused
+// command err, at the status its code maps to.
+func (h *Handlers) Redraw(c echo.Context, id int64, err error) error {
+	return h.redraw(c, id, err, func(v *templates.TicketView) {})
 }
 
 // command runs a ticket command from a form on the ticket page: success is

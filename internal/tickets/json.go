@@ -35,11 +35,18 @@ func (h *Handlers) ticketJSON(c echo.Context, status int, t Ticket, at int64) er
 	for id, p := range names {
 		people[id] = person{p.Username, p.Name}
 	}
+	var fields map[string]string
+	if h.FieldValues != nil && at == 0 {
+		if fields, err = h.FieldValues(ctx, t.ID); err != nil {
+			return err
+		}
+	}
 	out := struct {
 		Ticket
-		AuthorUsername   string `json:"author_username"`
-		AssigneeUsername string `json:"assignee_username,omitempty"`
-	}{t, names[t.Author].Username, names[t.Assignee].Username}
+		AuthorUsername   string            `json:"author_username"`
+		AssigneeUsername string            `json:"assignee_username,omitempty"`
+		Fields           map[string]string `json:"fields,omitempty"`
+	}{t, names[t.Author].Username, names[t.Assignee].Username, fields}
 	return c.JSON(status, map[string]any{"ticket": out, "as_of_position": at, "people": people})
 }
 

@@ -171,6 +171,16 @@ type erasure struct {
 	ByRole  string  `json:"by_role"`
 }
 
+// Touches makes an event type of another package on the ticket aggregate
+// (internal/fields: field values, relations) move the ticket's version and
+// updated time in the tickets table, as the fold does.
+func Touches[T any](reg *events.Registry, typ events.Type[T]) {
+	events.On(reg, reg.Projection("tickets"), typ, func(ctx context.Context, q events.Querier, e *events.Event, _ T) error {
+		_, err := q.ExecContext(ctx, `UPDATE tickets SET version = ?, updated_at = ? WHERE id = ?`, e.Version, e.OccurredAt, e.AggregateID)
+		return err
+	})
+}
+
 // count adds by to the number of tickets with status.
 func count(ctx context.Context, q events.Querier, status string, by int) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO ticket_counts (status, n) VALUES (?, ?)

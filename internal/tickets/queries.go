@@ -41,6 +41,15 @@ type Filter struct {
 	// Match, set by a Searcher from Q, takes the place of the plain word
 	// search.
 	Match *Match `json:"-"`
+	// Fields and FieldSort are the list's field.NAME=VALUE and
+	// sort=field.NAME (internal/fields); Where and Order are their SQL over
+	// the list's ticket t, with arguments, filled by Handlers.FieldClauses.
+	Fields    map[string]string `json:"fields,omitempty"`
+	FieldSort string            `json:"field_sort,omitempty"`
+	Where     []string          `json:"-"`
+	WhereArgs []any             `json:"-"`
+	Order     string            `json:"-"`
+	OrderArgs []any             `json:"-"`
 }
 
 // Match is what a search asks of the list, as SQL. Where (with Args)
@@ -230,6 +239,7 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 	} else if fq := ftsQuery(f.Q); fq != "" {
 		where, args = append(where, "t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)"), append(args, fq)
 	}
+	where, args = append(where, f.Where...), append(args, f.WhereArgs...) // custom fields (internal/fields)
 	if m := f.Match; m != nil && m.Cond != "" {
 		return ranked(ctx, q, f, where, args)
 	}
@@ -279,10 +289,14 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		f.Page = l.Pages
 		l.Page, l.Filter.Page = f.Page, f.Page
 	}
+	order := sortOrders[f.Sort]
+	if f.Order != "" { // a custom field's order (internal/fields) takes the place of the list's
+		order, args = f.Order, append(args, f.OrderArgs...)
+	}
 	args = append(args, PerPage, (f.Page-1)*PerPage)
 	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
 		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+sortOrders[f.Sort]+` LIMIT ? OFFSET ?`, args...)
+		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+order+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
@@ -497,6 +511,27 @@ func diff(a, b Ticket, e *events.Event) []Change {
 	add("labels", strings.Join(a.Labels, ", "), strings.Join(b.Labels, ", "))
 	add("status", a.Status, b.Status)
 	add("assignee", a.Assignee, b.Assignee)
+	// Events of internal/fields on the ticket: a field's value, a relation.
+	switch e.Type {
+	case "ticket_field_set":
+		var d struct{ Field, Value string }
+		if json.Unmarshal(e.Data, &d) == nil {
+			out = append(out, Change{Field: d.Field, After: d.Value})
+		}
+	case "relation_added", "relation_removed":
+		var d struct {
+			Kind  string
+			Other int64
+		}
+		if json.Unmarshal(e.Data, &d) == nil {
+			r := strings.ReplaceAll(d.Kind, "_", " ") + " #" + strconv.FormatInt(d.Other, 10)
+			if e.Type == "relation_added" {
+				out = append(out, Change{Field: "relation", After: r})
+			} else {
+				out = append(out, Change{Field: "relation", Before: r})
+			}
+		}
+	}
 	for _, cb := range b.Comments {
 		ca, _ := findComment(a.Comments, cb.ID)
 		switch {
