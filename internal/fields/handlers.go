@@ -66,6 +66,15 @@ func (h *Handlers) page(c echo.Context, status int, set func(v *templates.Fields
 	if err != nil {
 		return err
 	}
+	if web.WantsJSON(c) && status < 400 { // a script: the project's fields and templates
+		if fs == nil {
+			fs = []Field{}
+		}
+		if ts == nil {
+			ts = []Template{}
+		}
+		return c.JSON(status, map[string]any{"project": p.Slug, "fields": fs, "templates": ts, "can_manage": manage})
+	}
 	v := templates.FieldsView{Slug: p.Slug, Name: p.Name, CanManage: manage,
 		Define: web.Form(c), Template: web.Form(c), Remove: web.Form(c)}
 	v.Define.Values["kind"] = Text
