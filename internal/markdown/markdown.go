@@ -106,7 +106,14 @@ func render(src string, known Known) template.HTML {
 		// goldmark only fails on a failing writer; show the text escaped.
 		return template.HTML("<p>" + template.HTMLEscapeString(src) + "</p>")
 	}
-	return template.HTML(policy.SanitizeBytes(buf.Bytes()))
+	return template.HTML(labelTasks(policy.SanitizeBytes(buf.Bytes())))
+}
+
+// labelTasks names each (sanitised) task-list checkbox for screen readers:
+// "done" or "not done" (axe-core: form elements must have labels).
+func labelTasks(b []byte) []byte {
+	b = bytes.ReplaceAll(b, []byte(`<input checked="" disabled="" type="checkbox"`), []byte(`<input checked="" disabled="" type="checkbox" aria-label="done"`))
+	return bytes.ReplaceAll(b, []byte(`<input disabled="" type="checkbox"`), []byte(`<input disabled="" type="checkbox" aria-label="not done"`))
 }
 
 // Policy is the allow-list every rendering passes through (bluemonday's

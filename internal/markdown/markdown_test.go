@@ -37,7 +37,7 @@ func TestReferences(t *testing.T) {
 
 func TestGFMAndCode(t *testing.T) {
 	got := string(Render("|a|b|\n|-|-|\n|1|~~2~~|\n\n- [x] done\n\n```go\nfunc f() {}\n```\n\nhttps://example.com/x"))
-	for _, want := range []string{"<table>", "<del>2</del>", `<input checked="" disabled="" type="checkbox">`,
+	for _, want := range []string{"<table>", "<del>2</del>", `<input checked="" disabled="" type="checkbox" aria-label="done">`,
 		`<pre class="chroma"><code>`, `<span class="kd">func</span>`, `<a href="https://example.com/x" rel="noopener nofollow">`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in %q", want, got)
