@@ -24,8 +24,8 @@ deps:
 	@if ! command -v openssl >/dev/null || ! command -v python3 >/dev/null || ! command -v npm >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl python3 npm >/dev/null; \
 	fi
-	@if [ ! -x node_modules/.bin/anvil ]; then \
-		echo "installing npm packages (anvil for the anchoring tests)"; \
+	@if [ ! -x node_modules/.bin/anvil ] || [ ! -f node_modules/axe-core/axe.min.js ]; then \
+		echo "installing npm packages (anvil for the anchoring tests, axe-core for the browser suite)"; \
 		npm install --no-audit --no-fund --loglevel=error; \
 	fi
 	@if ! command -v ssh-agent >/dev/null || ! command -v ssh-keygen >/dev/null; then \

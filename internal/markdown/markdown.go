@@ -346,13 +346,7 @@ func renderAutoLink(w util.BufWriter, src []byte, node ast.Node, entering bool) 
 // from it: go run ./internal/markdown/gencss > static/chroma.css).
 func CSS() string {
 	var b bytes.Buffer
-	// Each palette only in its own mode, so no light colour is left over
-	// for a class the dark palette does not set.
-	b.WriteString("@media not all and (prefers-color-scheme: dark) {\n")
 	_ = formatter.WriteCSS(&b, style)
-	b.WriteString("}\n@media (prefers-color-scheme: dark) {\n")
-	_ = formatter.WriteCSS(&b, styles.Get("github-dark"))
-	b.WriteString("}\n")
 	return b.String()
 }
 
