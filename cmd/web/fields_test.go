@@ -68,7 +68,8 @@ func aggregatesAfter(t *testing.T, path string, from int) string {
 	}
 	defer db.Close()
 	var out string
-	if err := db.QueryRow(`SELECT group_concat(aggregate_id || ':' || event_type || ':' || json_extract(data, '$.kind') || ':' || json_extract(data, '$.other'), ' ') FROM events WHERE position > ?`, from).Scan(&out); err != nil {
+	if err := db.QueryRow(`SELECT group_concat(e.aggregate_id || ':' || e.event_type || ':' || json_extract(COALESCE(p.data, e.data), '$.kind') || ':' || json_extract(COALESCE(p.data, e.data), '$.other'), ' ')
+		FROM events e LEFT JOIN payloads p ON p.position = e.position WHERE e.position > ?`, from).Scan(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out

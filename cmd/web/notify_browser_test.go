@@ -32,7 +32,7 @@ func TestInboxInBrowser(t *testing.T) {
 	for _, w := range []int64{1280, 390} {
 		p.do(chromedp.EmulateViewport(w, 800))
 		p.visit("/inbox")
-		p.waitFor("the count in the header", `document.querySelector("#inbox-link .unread-count").innerText.startsWith("4")`)
+		p.waitFor("the count in the header", `document.querySelector("#inbox-link .unread-count").textContent.startsWith("4")`)
 		p.waitFor("four unread lines", `document.querySelectorAll("ul.inbox li.unread").length === 4`)
 		p.waitFor("no sideways scrolling", `document.documentElement.scrollWidth <= document.documentElement.clientWidth`)
 		p.screenshot("inbox-" + map[int64]string{1280: "desktop", 390: "phone"}[w])
