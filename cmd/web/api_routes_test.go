@@ -165,6 +165,7 @@ func TestEveryRouteWithTokenAndJSON(t *testing.T) {
 		"GET /tickets":                          {{who: ro, path: "/tickets", status: 200}},
 		"GET /tickets/new":                      {{who: ro, path: "/tickets/new", status: 200}},
 		"POST /tickets":                         {{who: rw, method: "POST", path: "/tickets", body: `{"title":"Third"}`, status: 201, appends: true}},
+		"POST /tickets/:id/tasks":               {{who: rw, method: "POST", path: "/tickets/1/tasks", bodyFn: func() string { return `{"index":0,"checked":true,"version":` + version() + `}` }, status: 422}},
 		"GET /p/:slug/fields":                   {{who: adm, path: "/p/ops/fields", status: 200}},
 		"POST /p/:slug/fields":                  {{who: adm, method: "POST", path: "/p/ops/fields", body: `{"name":"priority","kind":"one_of","choices":"low\nhigh"}`, status: 200, appends: true}, {who: adm, method: "POST", path: "/p/ops/fields", body: `{"name":"size","kind":"colour"}`, status: 422}},
 		"POST /p/:slug/fields/remove":           {{who: adm, method: "POST", path: "/p/ops/fields/remove", body: `{"name":"nothing"}`, status: 422}},

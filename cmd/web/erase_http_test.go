@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"braid/internal/anchor/anchortest"
 )
 
 // `web erase` on a stopped site: help, refusals (exit 2, one line on
@@ -239,6 +241,11 @@ func TestErasureKeepsProofs(t *testing.T) {
 	if code := s.stop(); code != 0 {
 		t.Fatalf("server exit %d", code)
 	}
+	// An outside witness's receipt (RFC 3161, openssl ts) of the head before.
+	tsa := anchortest.NewTSA(t, "Braid Test")
+	if code, out, errb := runWeb(t, "anchor", "--db", s.DB, "--witness", "rfc3161", "--tsa-url", tsa.URL, "--tsa-roots", tsa.Roots); code != 0 {
+		t.Fatalf("anchor before the erasure: exit %d\n%s%s", code, out, errb)
+	}
 	if code, out, errb := runWeb(t, "erase", "--db", s.DB, "--ticket", strings.TrimPrefix(ticket, "/tickets/"), "--with-comments", "--reason", "a phone number"); code != 0 {
 		t.Fatalf("web erase: exit %d\n%s%s", code, out, errb)
 	}
@@ -247,6 +254,9 @@ func TestErasureKeepsProofs(t *testing.T) {
 	}
 	if code, out, errb := runWeb(t, "verify", "--db", s.DB, "--since", cpFile, "--vkey", vkey); code != 0 {
 		t.Errorf("verify --since the checkpoint made before the erasure: exit %d\n%s%s", code, out, errb)
+	}
+	if code, out, errb := runWeb(t, "verify", "--db", s.DB); code != 0 || !strings.Contains(out, "(witness rfc3161, ") || !strings.Contains(out, "matches the log") || !strings.Contains(out, "payloads erased") {
+		t.Errorf("verify: the anchor made before the erasure: exit %d\n%s%s", code, out, errb)
 	}
 	s2 := startServer(t, "--db", s.DB)
 	ada2 := newBrowser(t, s2.URL)

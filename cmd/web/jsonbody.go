@@ -28,6 +28,7 @@ var jsonFields = map[string][]string{
 	"POST /tickets/:id/assign":           {"assignee"},
 	"POST /tickets/:id/close":            nil,
 	"POST /tickets/:id/reopen":           nil,
+	"POST /tickets/:id/tasks":            {"index", "checked", "version"},
 	"POST /tickets/:id/comments":         {"body"},
 	"PATCH /tickets/:id/comments/:cid":   {"body"},
 	"DELETE /tickets/:id/comments/:cid":  nil,

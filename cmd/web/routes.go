@@ -161,6 +161,7 @@ func routes(e *echo.Echo, w *web.Env, people *auth.Handlers, tix *tickets.Handle
 	u.POST("/tickets/:id/assign", tix.Assign, read)
 	u.POST("/tickets/:id/close", tix.Close, read)
 	u.POST("/tickets/:id/reopen", tix.Reopen, read)
+	u.POST("/tickets/:id/tasks", tix.Tick, read) // tick a box of the description's task list
 	u.GET("/tickets/:id/history", tix.History, read)
 	// The ticket's events with their inclusion proofs against the latest
 	// signed checkpoint, for `web verify --bundle` (docs/braid.md).

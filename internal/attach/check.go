@@ -30,7 +30,8 @@ func Refs(ctx context.Context, q events.Querier) ([]Ref, error) {
 	// The payload is the events row's (braid v1) or its payloads row's (v2).
 	rows, err := q.QueryContext(ctx, `SELECT e.aggregate_id, e.position, COALESCE(json_extract(COALESCE(p.data, e.data), '$.sha256'), ''),
 		COALESCE(json_extract(COALESCE(p.data, e.data), '$.name'), '')
-		FROM events e LEFT JOIN payloads p ON p.position = e.position WHERE e.event_type = ? ORDER BY e.position`, EventType)
+		FROM events e LEFT JOIN payloads p ON p.position = e.position
+		WHERE e.event_type = ? AND p.erased_by IS NULL ORDER BY e.position`, EventType) // an erased one's file is deleted with it
 	if err != nil {
 		return nil, err
 	}

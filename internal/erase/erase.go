@@ -174,16 +174,20 @@ func Preview(ctx context.Context, q events.Querier, r Request) (Plan, error) {
 		m := commentTarget.FindStringSubmatch(r.Target)
 		ticket, cid := m[1], m[2]
 		p.Target = ticket + "/" + cid
-		all, err := events.Select(ctx, q, `WHERE e.aggregate_type = 'ticket' AND e.aggregate_id = ? AND e.event_type IN ('comment_added', 'comment_edited') ORDER BY e.position`, ticket)
+		all, err := events.Select(ctx, q, `WHERE e.aggregate_type = 'ticket' AND e.aggregate_id = ? AND e.event_type IN ('comment_added', 'comment_edited', 'attachment_added') ORDER BY e.position`, ticket)
 		if err != nil {
 			return p, err
 		}
 		for _, e := range all {
 			var d struct {
 				CommentID int64 `json:"comment_id"`
+				Comment   int64 `json:"comment"` // an attachment's comment
 			}
 			if err := json.Unmarshal(e.Data, &d); err != nil {
 				return p, fmt.Errorf("erase: comment at %d: %w", e.Position, err)
+			}
+			if e.Type == "attachment_added" {
+				d.CommentID = d.Comment // the files attached to the comment go with it
 			}
 			if strconv.FormatInt(d.CommentID, 10) != cid {
 				continue
@@ -201,12 +205,26 @@ func Preview(ctx context.Context, q events.Querier, r Request) (Plan, error) {
 			return p, err
 		}
 	case Ticket:
-		types := `'ticket_opened', 'ticket_edited'`
+		types := `'ticket_opened', 'ticket_edited', 'attachment_added'`
 		if r.WithComments {
 			types += `, 'comment_added', 'comment_edited'`
 		}
-		if evs, err = events.Select(ctx, q, `WHERE e.aggregate_type = 'ticket' AND e.aggregate_id = ? AND e.event_type IN (`+types+`) ORDER BY e.position`, r.Target); err != nil {
+		all, err := events.Select(ctx, q, `WHERE e.aggregate_type = 'ticket' AND e.aggregate_id = ? AND e.event_type IN (`+types+`) ORDER BY e.position`, r.Target)
+		if err != nil {
 			return p, err
+		}
+		for _, e := range all {
+			// The ticket's own files go with its text; a comment's with
+			// the comments.
+			if e.Type == "attachment_added" && !r.WithComments {
+				var d struct {
+					Comment int64 `json:"comment"`
+				}
+				if json.Unmarshal(e.Data, &d) == nil && d.Comment != 0 {
+					continue
+				}
+			}
+			evs = append(evs, e)
 		}
 		if len(evs) == 0 {
 			return p, errs.Field("target", "There is no ticket %s.", r.Target)

@@ -71,6 +71,11 @@ func (s *Service) Erase(ctx context.Context, actor string, r Request, cmdID stri
 				if err := events.ErasePayload(ctx, q, x.Position, x.Kept, at); err != nil {
 					return fmt.Errorf("erase position %d: %w", x.Position, err)
 				}
+				if x.Type == "attachment_added" {
+					if err := dropFile(ctx, q, x.Kept); err != nil {
+						return err
+					}
+				}
 				text = text || x.Type == "ticket_opened" || x.Type == "ticket_edited"
 			}
 			// FTS5 keeps deleted terms in older segments until they merge:
@@ -110,4 +115,23 @@ func (s *Service) Erase(ctx context.Context, actor string, r Request, cmdID stri
 		time.Sleep(time.Duration(i+1) * 20 * time.Millisecond)
 	}
 	return out, nil
+}
+
+// dropFile deletes the file an erased attachment named (kept holds its
+// hash), unless an attachment not erased still names the same bytes.
+func dropFile(ctx context.Context, q events.Querier, kept []byte) error {
+	var d struct {
+		SHA256 string `json:"sha256"`
+	}
+	if err := json.Unmarshal(kept, &d); err != nil || d.SHA256 == "" {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, `DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS (
+		SELECT 1 FROM events e LEFT JOIN payloads p ON p.position = e.position
+		WHERE e.event_type = 'attachment_added' AND p.erased_by IS NULL
+		AND json_extract(COALESCE(p.data, e.data), '$.sha256') = ?)`, d.SHA256, d.SHA256)
+	if err != nil {
+		return fmt.Errorf("delete the erased file: %w", err)
+	}
+	return nil
 }

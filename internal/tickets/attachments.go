@@ -59,6 +59,19 @@ func registerAttachments(reg *events.Registry, t *Types, tix *events.Projection)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.AggregateID, e.Position, d.SHA256, d.Name, d.ContentType, d.Size, d.Comment, e.Actor, e.OccurredAt)
 		return err
 	})
+	// An erasure (internal/erase) takes the erased attachments off the
+	// ticket; their files are deleted with them.
+	events.On(reg, p, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+		for _, x := range d.Positions {
+			if x.Type != attach.EventType {
+				continue
+			}
+			if _, err := q.ExecContext(ctx, `DELETE FROM attachments WHERE position = ?`, x.Position); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // attachEvents are the events attaching files (already checked and hashed

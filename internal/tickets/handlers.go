@@ -380,7 +380,8 @@ func (h *Handlers) view(c echo.Context, t Ticket) (templates.TicketView, error) 
 	v := templates.TicketView{ID: t.ID, Title: t.Title, Body: t.Body, Status: t.Status, Assignee: who(t.Assignee),
 		Author: who(t.Author), Labels: t.Labels, Version: t.Version, OpenedAt: t.OpenedAt, UpdatedAt: t.UpdatedAt,
 		Imported: t.Imported.Line(), ImportedURL: t.Imported.Link(),
-		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c), Erased: t.Erased.Sentence()}
+		CommentForm: web.Form(c), ActionForm: web.Form(c), AssignForm: web.Form(c), Erased: t.Erased.Sentence(),
+		Tasks: taskViews(t.Body)}
 	v.CommentForm.Values["body"] = ""
 	v.AssignForm.Values["assignee"] = who(t.Assignee).Username
 	if t.Assignee == "" {

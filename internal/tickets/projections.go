@@ -161,6 +161,7 @@ func Register(reg *events.Registry) Types {
 // (internal/erase defines it, and must be registered first).
 type erasure struct {
 	Positions []struct {
+		Position  int64  `json:"position"`
 		Type      string `json:"type"`
 		Aggregate string `json:"aggregate"`
 		Kept      struct {

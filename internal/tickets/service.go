@@ -11,6 +11,7 @@ import (
 	"braid/internal/errs"
 	"braid/internal/events"
 	"braid/internal/input"
+	"braid/internal/markdown"
 )
 
 // Service runs ticket commands through the writer. It keeps a memory image
@@ -203,6 +204,25 @@ func (s *Service) edit(ctx context.Context, actor string, id int64, d Draft, ver
 		}
 		more, err := s.Types.attachEvents(ctx, tx, files, 0)
 		return append(evs, more...), err
+	})
+	return err
+}
+
+// Tick ticks (or unticks) task index of the ticket's description, as the
+// page drew it (markdown.Tasks): a ticket_edited whose body differs from
+// the stored one in exactly that box. Whoever may edit the ticket may; a
+// description changed since the page was drawn (another version) is 409.
+func (s *Service) Tick(ctx context.Context, actor string, id int64, index int, checked bool, version int64, cmdID string) error {
+	fp := fingerprint("tick", id, strconv.Itoa(index), strconv.FormatBool(checked), strconv.FormatInt(version, 10))
+	_, err := s.on(ctx, actor, cmdID, fp, id, editAction(actor), func(t Ticket, _ *events.Tx) ([]events.Pending, error) {
+		if t.Version != version {
+			return nil, errs.E(errs.Conflict, "Ticket #%d has changed since the page was drawn (version %d, now %d): look again and tick again.", t.ID, version, t.Version)
+		}
+		body, ok := markdown.Tick(t.Body, index, checked)
+		if !ok {
+			return nil, errs.Field("index", "Ticket #%d's description has no task %d.", t.ID, index+1)
+		}
+		return s.Types.Edit(t, Draft{Title: t.Title, Body: body, Labels: t.Labels}, version)
 	})
 	return err
 }

@@ -213,6 +213,9 @@ func (t Types) Apply(s Ticket, e *events.Event, r *events.Registry) Ticket {
 			c.Deleted = true
 		}
 	case t.AttachmentAdded.Name:
+		if e.ErasedBy != 0 {
+			break // erased (internal/erase): its name and its file are gone
+		}
 		d, _ := t.AttachmentAdded.Decode(r, e)
 		s.Attachments = append(slices.Clip(s.Attachments), attachmentOf(e, d))
 	}
