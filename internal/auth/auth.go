@@ -80,7 +80,7 @@ func Register(reg *events.Registry) Types {
 	})
 	// An erased person (internal/erase, scope person) keeps their id, which
 	// stands in for their username; their names and former names go.
-	events.On(reg, p, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, p, events.ErasedEvent, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		if d.Scope != "person" {
 			return nil
 		}
@@ -356,17 +356,12 @@ func All(ctx context.Context, q events.Querier) ([]User, error) {
 	return out, rows.Err()
 }
 
-// erasure is what auth's projections read of an `erased` event
-// (internal/erase defines it, and must be registered first).
-type erasure struct {
-	Scope     string `json:"scope"`
-	Target    string `json:"target"`
-	ByRole    string `json:"by_role"`
-	Positions []struct {
-		Type string `json:"type"`
-		Kept struct {
-			Token      string `json:"token"`
-			Invitation string `json:"invitation"`
-		} `json:"kept"`
-	} `json:"positions"`
+// keptAuth is what auth's projections read of an erased payload's
+// remnant: the token or invitation it named.
+func keptAuth(x events.ErasedPosition) (k struct {
+	Token      string `json:"token"`
+	Invitation string `json:"invitation"`
+}) {
+	x.KeptInto(&k)
+	return k
 }

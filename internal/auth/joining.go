@@ -128,10 +128,10 @@ func registerJoining(reg *events.Registry, t *Types) {
 			d.Invitation, d.Role, d.Note, e.Actor, e.OccurredAt, d.ExpiresAt, d.Project)
 		return err
 	})
-	events.On(reg, i, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, i, events.ErasedEvent, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		for _, x := range d.Positions {
 			if x.Type == "invitation_created" {
-				if _, err := q.ExecContext(ctx, `UPDATE invitations SET note = '' WHERE id = ?`, x.Kept.Invitation); err != nil {
+				if _, err := q.ExecContext(ctx, `UPDATE invitations SET note = '' WHERE id = ?`, keptAuth(x).Invitation); err != nil {
 					return err
 				}
 			}

@@ -83,10 +83,10 @@ func registerTokens(reg *events.Registry, t *Types) {
 		_, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, e.OccurredAt, d.Token)
 		return err
 	})
-	events.On(reg, p, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, p, events.ErasedEvent, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		for _, x := range d.Positions {
 			if x.Type == "token_created" {
-				if _, err := q.ExecContext(ctx, `UPDATE tokens SET name = '' WHERE id = ?`, x.Kept.Token); err != nil {
+				if _, err := q.ExecContext(ctx, `UPDATE tokens SET name = '' WHERE id = ?`, keptAuth(x).Token); err != nil {
 					return err
 				}
 			}

@@ -42,29 +42,12 @@ const (
 // MaxReason is the longest reason, in characters.
 const MaxReason = 200
 
-// Erased is the payload of an `erased` event. It names no personal data:
-// ids, positions and the structural remnant of each erased payload.
-type Erased struct {
-	Scope  string `json:"scope"`
-	Target string `json:"target"` // ticket number, TICKET/COMMENT, or a person id
-	// WithComments: a ticket's comments were erased with it.
-	WithComments bool       `json:"with_comments,omitempty"`
-	Positions    []Position `json:"positions"`
-	// Tickets are the tickets whose current title and description came
-	// from an erased payload (so their pages now show the erasure).
-	Tickets []int64 `json:"tickets,omitempty"`
-	Reason  string  `json:"reason"`
-	ByRole  string  `json:"by_role"`
-}
+// Erased is the payload of the erased event (events.Erasure: every
+// projection that shows erasable text reads it).
+type Erased = events.Erasure
 
-// Position is one erased payload: where it is, what it was, and what of it
-// is kept (its payload without the personal fields, see Fields).
-type Position struct {
-	Position  int64           `json:"position"`
-	Type      string          `json:"type"`
-	Aggregate string          `json:"aggregate"` // the event's aggregate type/id
-	Kept      json.RawMessage `json:"kept"`
-}
+// Position is one erased payload (events.ErasedPosition).
+type Position = events.ErasedPosition
 
 // Types are erase's event types.
 type Types struct {

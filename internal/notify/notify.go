@@ -114,7 +114,7 @@ func Register(reg *events.Registry) Types {
 		return err
 	})
 	// An erased person: their username and digest address go.
-	events.On(reg, p, events.Type[erasedPerson]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasedPerson) error {
+	events.On(reg, p, events.ErasedEvent, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		if d.Scope != "person" {
 			return nil
 		}
@@ -310,10 +310,4 @@ func mentioned(ctx context.Context, q events.Querier, s string) ([]string, error
 		out = append(out, id)
 	}
 	return out, nil
-}
-
-// erasedPerson is what notify reads of an `erased` event (internal/erase).
-type erasedPerson struct {
-	Scope  string `json:"scope"`
-	Target string `json:"target"`
 }

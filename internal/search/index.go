@@ -57,15 +57,18 @@ func Register(reg *events.Registry, t tickets.Types) {
 	// An erasure (internal/erase) takes the erased words out of the index,
 	// as a replay of the erased payloads' remnants would: a ticket's title
 	// and description, a comment's text.
-	erased := events.Type[erasure]{Name: "erased", Schema: 1}
-	events.On(reg, p, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, p, events.ErasedEvent, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		touched := map[string]bool{}
 		for _, x := range d.Positions {
 			ticket, ok := strings.CutPrefix(x.Aggregate, tickets.Aggregate+"/")
 			if !ok || (x.Type != "comment_added" && x.Type != "comment_edited") {
 				continue
 			}
-			if _, err := q.ExecContext(ctx, `UPDATE search_comments SET body = '' WHERE ticket_id = ? AND id = ?`, ticket, x.Kept.CommentID); err != nil {
+			var kept struct {
+				CommentID int64 `json:"comment_id"`
+			}
+			x.KeptInto(&kept)
+			if _, err := q.ExecContext(ctx, `UPDATE search_comments SET body = '' WHERE ticket_id = ? AND id = ?`, ticket, kept.CommentID); err != nil {
 				return err
 			}
 			touched[ticket] = true
@@ -88,18 +91,6 @@ func Register(reg *events.Registry, t tickets.Types) {
 		}
 		return nil
 	})
-}
-
-// erasure is what the index reads of an `erased` event (internal/erase).
-type erasure struct {
-	Positions []struct {
-		Type      string `json:"type"`
-		Aggregate string `json:"aggregate"`
-		Kept      struct {
-			CommentID int64 `json:"comment_id"`
-		} `json:"kept"`
-	} `json:"positions"`
-	Tickets []int64 `json:"tickets"`
 }
 
 // doc is a ticket's row of the index.

@@ -61,7 +61,7 @@ func registerAttachments(reg *events.Registry, t *Types, tix *events.Projection)
 	})
 	// An erasure (internal/erase) takes the erased attachments off the
 	// ticket; their files are deleted with them.
-	events.On(reg, p, events.Type[erasure]{Name: "erased", Schema: 1}, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, p, events.ErasedEvent, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		for _, x := range d.Positions {
 			if x.Type != attach.EventType {
 				continue

@@ -102,8 +102,8 @@ func Register(reg *events.Registry) Types {
 	// An erasure (internal/erase) blanks the text its payloads had put
 	// here and says when and by whom; replay reaches the same rows from the
 	// erased payloads' remnants (no title, no body) and this handler.
-	erased := events.Type[erasure]{Name: "erased", Schema: 1}
-	events.On(reg, p, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	erased := events.ErasedEvent
+	events.On(reg, p, erased, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		for _, id := range d.Tickets {
 			if _, err := q.ExecContext(ctx, `UPDATE tickets SET title = '', body = '', erased_at = ?, erased_by_role = ? WHERE id = ?`,
 				e.OccurredAt, d.ByRole, id); err != nil {
@@ -112,14 +112,14 @@ func Register(reg *events.Registry) Types {
 		}
 		return nil
 	})
-	events.On(reg, c, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, c, erased, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		for _, x := range d.Positions {
 			ticket, ok := strings.CutPrefix(x.Aggregate, Aggregate+"/")
 			if !ok || (x.Type != "comment_added" && x.Type != "comment_edited") {
 				continue
 			}
 			if _, err := q.ExecContext(ctx, `UPDATE comments SET body = '', erased_at = ?, erased_by_role = ? WHERE ticket_id = ? AND id = ?`,
-				e.OccurredAt, d.ByRole, ticket, x.Kept.CommentID); err != nil {
+				e.OccurredAt, d.ByRole, ticket, keptComment(x)); err != nil {
 				return err
 			}
 		}
@@ -140,7 +140,7 @@ func Register(reg *events.Registry) Types {
 		return err
 	})
 
-	events.On(reg, s, erased, func(ctx context.Context, q events.Querier, e *events.Event, d erasure) error {
+	events.On(reg, s, erased, func(ctx context.Context, q events.Querier, e *events.Event, d events.Erasure) error {
 		for _, id := range d.Tickets {
 			if _, err := q.ExecContext(ctx, `DELETE FROM tickets_fts WHERE rowid = ?`, id); err != nil {
 				return err
@@ -157,19 +157,13 @@ func Register(reg *events.Registry) Types {
 	return t
 }
 
-// erasure is what the ticket projections read of an `erased` event
-// (internal/erase defines it, and must be registered first).
-type erasure struct {
-	Positions []struct {
-		Position  int64  `json:"position"`
-		Type      string `json:"type"`
-		Aggregate string `json:"aggregate"`
-		Kept      struct {
-			CommentID int64 `json:"comment_id"`
-		} `json:"kept"`
-	} `json:"positions"`
-	Tickets []int64 `json:"tickets"`
-	ByRole  string  `json:"by_role"`
+// keptComment is the comment id an erased comment's remnant keeps.
+func keptComment(x events.ErasedPosition) int64 {
+	var k struct {
+		CommentID int64 `json:"comment_id"`
+	}
+	x.KeptInto(&k)
+	return k.CommentID
 }
 
 // Touches makes an event type of another package on the ticket aggregate
