@@ -79,6 +79,32 @@ func TestTickTasks(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, a.status, c.status)
 		}
 	}
+	// Another person reusing ada's command id (it is on her page, so it is
+	// public): refused, nothing appended, ada's tick not repeated for him.
+	mallory := newBrowser(t, s.URL).from("127.0.0.3")
+	mallory.register("mallory")
+	used := ada.form(ticket, "", url.Values{"index": {"0"}, "checked": {"1"}, "version": {version()}})
+	if a := ada.post(ticket+"/tasks", used); a.status != http.StatusSeeOther {
+		t.Fatalf("ada ticks: %d", a.status)
+	}
+	n = countEvents(t, s.DB)
+	stolen := mallory.form(ticket, "", url.Values{"index": {"0"}, "checked": {"0"}, "version": {version()}})
+	stolen.Set("command_id", used.Get("command_id"))
+	if a := mallory.post(ticket+"/tasks", stolen); a.status < 400 || a.status >= 500 {
+		t.Errorf("a reused command id from someone else: %d, want a 4xx", a.status)
+	}
+	for _, bad := range []string{"", strings.Repeat("9", 5000), "\xff\xfe", "1\x00"} {
+		if a := tick(ada, bad, "1", version()); a.status != http.StatusUnprocessableEntity {
+			t.Errorf("index %q: %d, want 422", bad, a.status)
+		}
+	}
+	if got := countEvents(t, s.DB) - n; got != 0 {
+		t.Fatalf("refusals appended %d events", got)
+	}
+	if !strings.Contains(stored(), "- [x] tag it") {
+		t.Fatalf("the reused id undid ada's tick")
+	}
+	n = countEvents(t, s.DB)
 	// Someone who may only read: 403.
 	ada.command("/p/main/people", "/p/main/everyone", url.Values{"on": {"0"}})
 	bob := newBrowser(t, s.URL).from("127.0.0.2")
@@ -92,8 +118,8 @@ func TestTickTasks(t *testing.T) {
 	}
 	// A script: a token and JSON.
 	tok := script{t, s.URL, makeToken(t, ada, "ada", "ci", "read", "write")}
-	r := tok.do("POST", ticket+"/tasks", `{"index":0,"checked":true,"version":`+version()+`}`)
-	if r.status != http.StatusOK || !strings.Contains(stored(), "- [x] tag it") {
+	r := tok.do("POST", ticket+"/tasks", `{"index":1,"checked":false,"version":`+version()+`}`)
+	if r.status != http.StatusOK || !strings.Contains(stored(), "- [ ] write notes") {
 		t.Fatalf("JSON tick: %d\n%.500s", r.status, r.raw)
 	}
 	verifyDB(t, s.DB)
