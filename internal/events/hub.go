@@ -20,16 +20,28 @@ import (
 //
 // A subscriber may see a batch that starts past the position it had read
 // up to (it subscribed in the middle of a batch, or after its last read of
-// the log): the events in between are committed, so it reads them from the
-// log. Positions at or below what it has already seen it skips.
+// the log), or one with no events but a head past it (every event of the
+// batch was appended before it subscribed, and its own read of the log
+// came before the commit): the events in between are committed, so it
+// reads them from the log. Positions at or below what it has already seen
+// it skips.
 type Hub struct {
 	n       atomic.Int64 // subscribers, read by Append without the lock
 	mu      sync.Mutex
 	subs    map[*Sub]struct{}
 	closed  bool
 	pending []Event // writer goroutine only
-	feed    chan []Event
+	told    int64   // the last head handed on; writer goroutine only
+	feed    chan Batch
 	done    chan struct{}
+}
+
+// Batch is one committed batch as subscribers get it: the events
+// appended while there were subscribers (all of the batch's, unless one
+// subscribed during it) and the head once it committed.
+type Batch struct {
+	Events []Event
+	Head   int64
 }
 
 // feedSize is how many committed batches may wait for the hub's goroutine.
@@ -38,7 +50,7 @@ const feedSize = 1024
 // Sub is one subscriber of a Hub.
 type Sub struct {
 	h      *Hub
-	c      chan []Event
+	c      chan Batch
 	gone   chan struct{}
 	reason string // why it was dropped, set before gone closes
 }
@@ -51,7 +63,7 @@ const (
 
 // NewHub returns a hub with no subscribers.
 func NewHub() *Hub {
-	h := &Hub{subs: map[*Sub]struct{}{}, feed: make(chan []Event, feedSize), done: make(chan struct{})}
+	h := &Hub{subs: map[*Sub]struct{}{}, feed: make(chan Batch, feedSize), done: make(chan struct{})}
 	go h.fanOut()
 	return h
 }
@@ -83,7 +95,7 @@ func (h *Hub) Subscribe(buffer int) (*Sub, error) {
 	if buffer < 1 {
 		buffer = 1
 	}
-	s := &Sub{h: h, c: make(chan []Event, buffer), gone: make(chan struct{})}
+	s := &Sub{h: h, c: make(chan Batch, buffer), gone: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -99,7 +111,7 @@ func (h *Hub) Subscribers() int { return int(h.n.Load()) }
 
 // C delivers committed batches, in order. The events are shared with the
 // other subscribers: never change them in place (copy an Event first).
-func (s *Sub) C() <-chan []Event { return s.c }
+func (s *Sub) C() <-chan Batch { return s.c }
 
 // Gone is closed when the hub dropped the subscriber (Reason says why).
 func (s *Sub) Gone() <-chan struct{} { return s.gone }
@@ -172,12 +184,14 @@ func (h *Hub) Flush(context.Context, Querier) error { return nil }
 
 // Committed is part of Hook: it hands the batch to the hub's goroutine
 // without waiting.
-func (h *Hub) Committed(Head) {
-	if len(h.pending) == 0 {
-		return
+func (h *Hub) Committed(head Head) {
+	if len(h.pending) == 0 && (head.Position <= h.told || h.n.Load() == 0) {
+		return // nothing new, or no one to tell
 	}
-	batch := h.pending
-	h.pending = nil // the batch now belongs to the subscribers
+	// Events appended before the first subscriber came are not in pending:
+	// the head still tells it they committed.
+	batch := Batch{Events: h.pending, Head: head.Position}
+	h.pending, h.told = nil, head.Position // the events now belong to the subscribers
 	select {
 	case h.feed <- batch:
 	default:

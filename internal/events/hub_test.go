@@ -40,7 +40,7 @@ func TestHubDropsFullSubscriberWithoutWaiting(t *testing.T) {
 	}
 	var got []int64
 	for len(got) < 5 {
-		for _, e := range <-reader.C() {
+		for _, e := range (<-reader.C()).Events {
 			got = append(got, e.Position)
 		}
 	}
@@ -55,6 +55,37 @@ func TestHubDropsFullSubscriberWithoutWaiting(t *testing.T) {
 	hub.Close()
 	if reader.Reason() != events.ReasonShutdown {
 		t.Fatalf("after Close: %q", reader.Reason())
+	}
+}
+
+// A subscriber that comes after the writer appended a batch's events but
+// before it committed them is still told of the commit (by the head), so
+// it reads those events from the log rather than waiting for the next
+// batch: the stream's last event once went missing that way.
+func TestHubTellsLateSubscriberOfTheCommit(t *testing.T) {
+	hub := events.NewHub()
+	defer hub.Close()
+	if err := hub.Append(&events.Event{Position: 7, Type: "x"}); err != nil { // no subscriber yet
+		t.Fatal(err)
+	}
+	s, err := hub.Subscribe(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Committed(events.Head{Position: 7})
+	select {
+	case b := <-s.C():
+		if len(b.Events) != 0 || b.Head != 7 {
+			t.Fatalf("got %+v, want no events and head 7", b)
+		}
+	case <-time.After(10 * time.Second): // a hang, not a measure
+		t.Fatalf("the late subscriber was never told of position 7")
+	}
+	hub.Committed(events.Head{Position: 7}) // a batch that committed nothing new
+	hub.Append(&events.Event{Position: 8, Type: "x"})
+	hub.Committed(events.Head{Position: 8})
+	if b := <-s.C(); len(b.Events) != 1 || b.Head != 8 {
+		t.Fatalf("got %+v, want event 8 alone", b)
 	}
 }
 

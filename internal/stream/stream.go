@@ -271,14 +271,17 @@ func (s *session) run() {
 				s.close(r) // dropped meanwhile: what is buffered is not sent
 				return
 			}
-			if len(batch) > 0 && batch[0].Position > s.last+1 {
-				// Events committed before this batch that the client has
-				// not had: from the log.
-				if !s.catchUpTo(batch[0].Position - 1) {
-					return
-				}
+			// Events committed that the client has not had and the batch
+			// does not carry (they were appended before the subscription,
+			// committed after the read above): from the log.
+			upTo := batch.Head
+			if len(batch.Events) > 0 {
+				upTo = batch.Events[0].Position - 1
 			}
-			if !s.send(batch) {
+			if upTo > s.last && !s.catchUpTo(upTo) {
+				return
+			}
+			if !s.send(batch.Events) {
 				return
 			}
 		}
