@@ -75,6 +75,7 @@ func readDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "query_only(1)")
+	q.Add("_pragma", "mmap_size(1073741824)")
 	return fileURI(path) + "?" + q.Encode()
 }
 

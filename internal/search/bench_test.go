@@ -21,7 +21,7 @@ import (
 // Zipf-distributed words (some tickets with Japanese text), built once and
 // kept under os.TempDir; bump benchVersion when its shape changes.
 const (
-	benchVersion  = "v1"
+	benchVersion  = "v2"
 	benchTickets  = 100_000
 	benchComments = 1_000_000
 	benchUsers    = 50

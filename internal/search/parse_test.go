@@ -72,19 +72,21 @@ func TestParseRefuses(t *testing.T) {
 
 func TestFTSTerm(t *testing.T) {
 	cases := []struct {
-		t    Term
-		want string
+		t      Term
+		prefix bool
+		want   string
 	}{
-		{Term{Text: "login"}, `({title body comments labels} : "login"*)`},
-		{Term{Text: `say"hi`}, `({title body comments labels} : "say""hi"*)`},
-		{Term{Text: "login fails", Phrase: true}, `({title body comments labels} : "login fails")`},
-		{Term{Text: "東京都"}, `(cjk : "東京 京都")`},
-		{Term{Text: "東"}, `(cjk : "東"*)`},
-		{Term{Text: "Tokyo東京"}, `(cjk : "東京" AND {title body comments labels} : "Tokyo"*)`},
+		{Term{Text: "login"}, true, `({title body comments labels} : "login"*)`},
+		{Term{Text: "login"}, false, `({title body comments labels} : "login")`},
+		{Term{Text: `say"hi`}, true, `({title body comments labels} : "say""hi"*)`},
+		{Term{Text: "login fails", Phrase: true}, true, `({title body comments labels} : "login fails")`},
+		{Term{Text: "東京都"}, true, `(cjk : "東京 京都")`},
+		{Term{Text: "東"}, false, `(cjk : "東"*)`},
+		{Term{Text: "Tokyo東京"}, true, `(cjk : "東京" AND {title body comments labels} : "Tokyo"*)`},
 	}
 	for _, c := range cases {
-		if got := ftsTerm(c.t); got != c.want {
-			t.Errorf("ftsTerm(%+v): got %s, want %s", c.t, got, c.want)
+		if got := ftsTerm(c.t, wordCols, c.prefix); got != c.want {
+			t.Errorf("ftsTerm(%+v, %v): got %s, want %s", c.t, c.prefix, got, c.want)
 		}
 	}
 }
@@ -135,8 +137,11 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		match, not := q.Exprs()
-		for _, e := range []string{match, not} {
+		p, err := plan(context.Background(), db, q)
+		if err != nil {
+			t.Fatalf("plan of %q: %v", s, err)
+		}
+		for _, e := range []string{p.match, p.not, p.rank, p.title} {
 			if e == "" {
 				continue
 			}

@@ -1,9 +1,12 @@
 package search
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,13 +21,23 @@ import (
 
 // The ranking: bm25 with weights per column, so a word in the title counts
 // most, then labels, the body, the CJK pieces, then comments.
-const rankSQL = `bm25(f.search_fts, 10.0, 4.0, 2.0, 5.0, 3.0)`
+const rankSQL = `bm25(search_fts, 10.0, 4.0, 2.0, 5.0, 3.0)`
 
 // Newest is how many of the newest matching tickets a search ranks: bm25
 // scores each candidate, so a word found in every ticket would otherwise
 // cost a score for each of them. Beyond it the list says the results are
 // the newest Newest matches.
 const Newest = 1000
+
+// commonAt is how many tickets a term may be found in and still be ranked
+// by bm25. Before it scores a single row, FTS5's bm25 counts every row
+// holding each term (its IDF), which costs ~20 ms for a word in every
+// ticket of 100,000, and more for a phrase or a prefix; and the rarer a
+// term, the more bm25 weighs it. So only terms found in fewer tickets are
+// ranked by bm25; the common ones still choose the tickets, and among the
+// equally ranked a common word in the title comes first, then the newest.
+// A variable so tests can make a small site's words common.
+var commonAt = 5000
 
 // wordCols are the columns a word or phrase is looked for in (cjk holds
 // the pieces of CJK runs, searched separately).
@@ -68,57 +81,211 @@ func (Searcher) Apply(ctx context.Context, q events.Querier, f *tickets.Filter) 
 	if pq.NoLabel {
 		m.Where = append(m.Where, "NOT EXISTS (SELECT 1 FROM ticket_labels l WHERE l.ticket_id = t.id)")
 	}
-	match, not := pq.Exprs()
-	if not != "" {
-		m.Where = append(m.Where, "t.id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
-		m.Args = append(m.Args, not)
+	p, err := plan(ctx, q, pq)
+	if err != nil {
+		return err
 	}
-	if match != "" {
-		m.From, m.Cond, m.CondArgs, m.Rank, m.Newest = "search_fts f JOIN tickets t ON t.id = f.rowid", "f.search_fts MATCH ?", []any{match}, rankSQL, Newest
+	if p.not != "" {
+		m.Where = append(m.Where, "t.id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
+		m.Args = append(m.Args, p.not)
+	}
+	if p.match != "" {
+		m.From, m.Cond, m.CondArgs, m.Order, m.Newest = "search_fts f JOIN tickets t ON t.id = f.rowid", "f.search_fts MATCH ?", []any{p.match}, p.order, Newest
 	}
 	f.Match = m
 	return nil
 }
 
-// Match is the FTS5 query of the words to find ("" if none): each group
-// in parentheses, its terms joined by OR, the groups by AND.
-func (q Query) Match() string {
-	var groups []string
-	for _, g := range q.Words {
+// planned is how a search asks the index: match chooses the tickets (not,
+// when there are only excluded words, leaves some out), rank (the terms
+// found in fewer than commonAt tickets, any of them) orders them by bm25,
+// and title (the common terms, in the title column) breaks ties.
+type planned struct {
+	match, not, rank, title string
+}
+
+// plan turns the parsed words into FTS5 queries, counting (up to
+// commonAt) the tickets each term is found in. A word is a prefix, as
+// people type, unless it is a single letter or a word of four letters or
+// more found whole in at least commonAt tickets: then the word is whole,
+// for a prefix of it would make FTS5 merge the lists of every word it
+// starts (that of a word in every ticket is read end to end).
+func plan(ctx context.Context, q events.Querier, pq Query) (planned, error) {
+	var p planned
+	var groups, rare, titles []string
+	for _, g := range pq.Words {
 		var alts []string
 		for _, t := range g {
-			alts = append(alts, ftsTerm(t))
+			prefix, rankPrefix, n, err := choose(ctx, q, t)
+			if err != nil {
+				return p, err
+			}
+			alts = append(alts, ftsTerm(t, wordCols, prefix))
+			switch {
+			case n == 0: // found only as a prefix: nothing to rank by
+			case n < commonAt:
+				rare = append(rare, ftsTerm(t, wordCols, rankPrefix))
+			case searchable(cjkOut(t.Text)):
+				titles = append(titles, ftsTerm(Term{Text: cjkOut(t.Text), Phrase: t.Phrase}, "{title}", rankPrefix))
+			}
 		}
 		groups = append(groups, "("+strings.Join(alts, " OR ")+")")
 	}
-	return strings.Join(groups, " AND ")
+	var nots []string
+	for _, t := range pq.Not {
+		nots = append(nots, ftsTerm(Term{Text: t.Text, Phrase: true}, wordCols, false))
+	}
+	p.match = strings.Join(groups, " AND ")
+	switch {
+	case len(nots) == 0:
+	case p.match == "":
+		p.not = strings.Join(nots, " OR ")
+	default:
+		p.match = "(" + p.match + ") NOT (" + strings.Join(nots, " OR ") + ")"
+	}
+	p.rank, p.title = strings.Join(rare, " OR "), strings.Join(titles, " OR ")
+	return p, nil
 }
 
-// Exprs are the FTS5 queries of a search: match, the words to find with
-// the excluded ones left out (a NOT b), and, when there are only excluded
-// words, not: those to leave out. Either may be "".
-func (q Query) Exprs() (match, not string) {
-	var alts []string
-	for _, t := range q.Not {
-		alts = append(alts, ftsTerm(Term{Text: t.Text, Phrase: true}))
+// choose says whether the word part of t is searched as a prefix, how it
+// is ranked (rankPrefix: as a prefix too, else its words whole), and in
+// about how many tickets (up to commonAt) it is found as ranked. A phrase
+// is found in no more tickets than its rarest word, and counting its words
+// (each a short read of the index) costs far less than matching it (which
+// reads the positions of every word): a phrase of common words counts as
+// common. A prefix of four letters or more is ranked as its word whole:
+// counting it, or ranking by it, would merge the lists of every word it
+// starts once more, as the search itself does.
+func choose(ctx context.Context, q events.Querier, t Term) (prefix, rankPrefix bool, n int, err error) {
+	rest := cjkOut(t.Text)
+	ws := words(rest)
+	if len(ws) == 0 { // CJK only
+		n, err = count(ctx, q, ftsTerm(t, wordCols, false))
+		return false, false, n, err
 	}
-	match = q.Match()
+	n = commonAt
+	for _, w := range ws {
+		c, err := count(ctx, q, ftsTerm(Term{Text: rest[w.start:w.end], Phrase: true}, wordCols, false))
+		if err != nil {
+			return false, false, 0, err
+		}
+		n = min(n, c)
+	}
+	if runs := cjkRuns(t.Text); len(runs) > 0 && n > 0 {
+		c, err := count(ctx, q, ftsTerm(Term{Text: strings.Join(runs, " ")}, wordCols, false))
+		if err != nil {
+			return false, false, 0, err
+		}
+		n = min(n, c)
+	}
+	if t.Phrase {
+		return false, false, n, nil
+	}
+	last := utf8.RuneCountInString(rest[ws[len(ws)-1].start:ws[len(ws)-1].end])
 	switch {
-	case len(alts) == 0:
-	case match == "":
-		not = strings.Join(alts, " OR ")
-	default:
-		match = "(" + match + ") NOT (" + strings.Join(alts, " OR ") + ")"
+	case last == 1:
+		return false, false, n, nil
+	case last <= 3:
+		// The index keeps the prefixes of two and three letters
+		// (prefix = '2 3'): counting one is a short read.
+		c, err := count(ctx, q, ftsTerm(t, wordCols, true))
+		return true, true, c, err
 	}
-	return match, not
+	return n < commonAt, false, n, nil
+}
+
+// count is how many tickets the FTS5 query expr finds, up to commonAt.
+func count(ctx context.Context, q events.Querier, expr string) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT ?)`, expr, commonAt).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", expr, err)
+	}
+	return n, nil
+}
+
+// order puts the candidate tickets ids (newest first) best first: by bm25
+// over the rare terms, then a common term in the title, then the newest.
+func (p planned) order(ctx context.Context, q events.Querier, ids []int64) ([]int64, error) {
+	if len(ids) < 2 || (p.rank == "" && p.title == "") {
+		return ids, nil
+	}
+	lo, hi := slices.Min(ids), slices.Max(ids)
+	score, inTitle := map[int64]float64{}, map[int64]bool{}
+	if p.rank != "" {
+		// bm25 is computed for the rows the WHERE keeps: the window's rows
+		// matching the rare terms, only the candidates among them (the
+		// unary + keeps that test out of FTS5, which would start its
+		// query, and count its IDF, again for each id).
+		list, _ := json.Marshal(ids)
+		rows, err := q.QueryContext(ctx, `SELECT rowid, `+rankSQL+` FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ?
+			AND +rowid IN (SELECT value FROM json_each(?))`, p.rank, lo, hi, string(list))
+		if err != nil {
+			return nil, fmt.Errorf("rank: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var s float64
+			if err := rows.Scan(&id, &s); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			score[id] = s
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if p.title != "" {
+		rows, err := q.QueryContext(ctx, `SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ?`, p.title, lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("rank by titles: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			inTitle[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := slices.Clone(ids)
+	slices.SortStableFunc(out, func(a, b int64) int {
+		if c := cmp.Compare(score[a], score[b]); c != 0 { // bm25: lower is better
+			return c
+		}
+		if inTitle[a] != inTitle[b] {
+			if inTitle[a] {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b, a)
+	})
+	return out, nil
+}
+
+// cjkOut is s with its CJK runs taken out (they are searched in the cjk
+// column).
+func cjkOut(s string) string {
+	for _, run := range cjkRuns(s) {
+		s = strings.Replace(s, run, " ", 1)
+	}
+	return s
 }
 
 // ftsTerm is one term as FTS5 query: every piece a quoted string with its
 // quotes doubled, so no operator, column name, NEAR or star typed by a
-// person is ever read as syntax. A word is a prefix (people type); a
-// phrase is whole. CJK runs in it are looked up by their pieces in the cjk
-// column; the rest in the word columns.
-func ftsTerm(t Term) string {
+// person is ever read as syntax. The words are looked for in cols, whole
+// or (prefix) the last one as the start of a word; CJK runs in it are
+// looked up by their pieces in the cjk column.
+func ftsTerm(t Term, cols string, prefix bool) string {
 	rest := t.Text
 	var parts []string
 	for _, run := range cjkRuns(t.Text) {
@@ -131,11 +298,11 @@ func ftsTerm(t Term) string {
 	}
 	if searchable(rest) {
 		rest = strings.TrimSpace(rest)
-		star := "*"
-		if t.Phrase {
-			star = ""
+		star := ""
+		if prefix && !t.Phrase {
+			star = "*"
 		}
-		parts = append(parts, wordCols+` : "`+strings.ReplaceAll(rest, `"`, `""`)+`"`+star)
+		parts = append(parts, cols+` : "`+strings.ReplaceAll(rest, `"`, `""`)+`"`+star)
 	}
 	if len(parts) == 0 { // unreachable: the parser keeps only searchable terms
 		return `""`

@@ -56,15 +56,16 @@ type Filter struct {
 // narrows the tickets t. When Cond is set, the list joins the search
 // index: From names the index as f joined to t, Cond (with CondArgs) is
 // its MATCH, and the newest Newest tickets that match (and pass Where)
-// are ordered by Rank, best (lowest) first. Bounding the candidates keeps
-// a search for a word in every ticket as fast as one for a rare word.
+// are put best first by Order (given their ids, newest first). Bounding
+// the candidates keeps a search for a word in every ticket as fast as one
+// for a rare word.
 type Match struct {
 	Where    []string
 	Args     []any
 	From     string
 	Cond     string
 	CondArgs []any
-	Rank     string
+	Order    func(ctx context.Context, q events.Querier, ids []int64) ([]int64, error)
 	Newest   int
 }
 
@@ -325,14 +326,13 @@ func scanRows(rows *sql.Rows, out []Row) ([]Row, error) {
 func ranked(ctx context.Context, q events.Querier, f Filter, where []string, args []any) (List, error) {
 	m := f.Match
 	l := List{Filter: f, Tickets: []Row{}, Page: f.Page}
-	rows, err := q.QueryContext(ctx, `SELECT id, status FROM (SELECT t.id AS id, t.status AS status, `+m.Rank+` AS rank
-		FROM `+m.From+` WHERE `+m.Cond+` AND `+strings.Join(where, " AND ")+` ORDER BY f.rowid DESC LIMIT `+strconv.Itoa(m.Newest)+`)
-		ORDER BY rank, id DESC`, append(append([]any{}, m.CondArgs...), args...)...)
+	rows, err := q.QueryContext(ctx, `SELECT t.id, t.status FROM `+m.From+` WHERE `+m.Cond+` AND `+strings.Join(where, " AND ")+`
+		ORDER BY f.rowid DESC LIMIT `+strconv.Itoa(m.Newest), append(append([]any{}, m.CondArgs...), args...)...)
 	if err != nil {
 		return l, fmt.Errorf("search tickets: %w", err)
 	}
-	var ids []any
-	n := 0
+	var all []int64
+	status := map[int64]bool{} // open
 	for rows.Next() {
 		var id int64
 		var st string
@@ -340,19 +340,33 @@ func ranked(ctx context.Context, q events.Querier, f Filter, where []string, arg
 			rows.Close()
 			return l, err
 		}
-		n++
+		all = append(all, id)
 		if st == "open" {
 			l.Open++
+			status[id] = true
 		} else {
 			l.Closed++
-		}
-		if f.Status == "all" || f.Status == st {
-			ids = append(ids, id)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return l, err
+	}
+	n := len(all)
+	if m.Order != nil {
+		if all, err = m.Order(ctx, q, all); err != nil {
+			return l, err
+		}
+	}
+	var ids []any
+	for _, id := range all {
+		st := "closed"
+		if status[id] {
+			st = "open"
+		}
+		if f.Status == "all" || f.Status == st {
+			ids = append(ids, id)
+		}
 	}
 	l.Capped = n >= m.Newest
 	l.Total = int64(len(ids))
