@@ -439,3 +439,33 @@ func TestLiveTicketPageInBrowser(t *testing.T) {
 	p.waitFor("no reload", `window.notReloaded === true`)
 	p.screenshot("ticket-live")
 }
+
+// The live list does not throw away the tickets someone has chosen for a
+// bulk change: while any is ticked it stays as it is and says the tickets
+// changed, with a link that shows the changes; with none ticked it
+// refreshes itself.
+func TestLiveListKeepsChosenTickets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are slow; run without -short")
+	}
+	s := startServer(t)
+	p := &person{tb: t, ctx: newChromium(t), base: s.URL, shot: screenshotDir(t)}
+	p.register("alice")
+	bob := newBrowser(t, s.URL).from("127.0.0.62")
+	bob.register("bob")
+	bob.open("Heating is off in room 4")
+	p.visit("/tickets")
+	p.waitFor("the stream open", `(() => { const d = document.querySelector("[sse-connect]")["htmx-internal-data"]; return !!d && !!d.sseEventSource && d.sseEventSource.readyState === 1 })()`)
+	bob.open("Window will not close")
+	p.waitFor("the list refreshed", `document.querySelector("#results").innerText.includes("Window will not close")`)
+	p.do(chromedp.Click(chromedp.CSS(`input[name=tickets][value="1"]`)))
+	bob.open("Projector shows no picture")
+	p.waitFor("the note", `!document.getElementById("live-note").hidden`)
+	kept, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.querySelector('input[name=tickets][value="1"]').checked && !document.querySelector("#results").innerText.includes("Projector")`))
+	if err != nil || !kept {
+		t.Fatalf("the list refreshed over a chosen ticket")
+	}
+	p.screenshot("list-live-kept")
+	p.do(chromedp.Click(chromedp.CSS(`#live-note a`)))
+	p.waitFor("the changes shown", `document.querySelector("#results").innerText.includes("Projector") && document.getElementById("live-note").hidden`)
+}
