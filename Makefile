@@ -63,12 +63,16 @@ check-templ:
 # tests of concurrent paths (parallel sign-ins, first person, tokens'
 # limits, streams, replication, metrics, webhooks): the whole HTTP suite
 # under -race takes over 25 minutes on two cores, so the rest of it runs
-# once without.
+# once without. TestStreamDropsSlowConsumer is left out of that run: it
+# posts hundreds of 10 KB comments until the kernel's socket buffers fill,
+# which under -race takes five minutes; the hub it drives is checked under
+# -race by internal/events' TestHubDropsFullSubscriberWithoutWaiting.
 RACE_WEB = Parallel|OnlyOneFirstPerson|TokenRateLimit|TestStream|TestHub|Replicate|Follower|TestMetrics|TestWebhookResumes|Idempot
+RACE_WEB_SKIP = TestStreamDropsSlowConsumer
 gotest:
 	$(GO) test -race -timeout 20m -skip '^Fuzz' $$($(GO) list ./... | grep -v '/cmd/web$$')
 	$(GO) test -timeout 20m -skip '^Fuzz' ./cmd/web/
-	$(GO) test -race -timeout 15m -run '$(RACE_WEB)' ./cmd/web/
+	$(GO) test -race -timeout 15m -run '$(RACE_WEB)' -skip '$(RACE_WEB_SKIP)' ./cmd/web/
 
 # Fuzz every `func FuzzX` in the repository for FUZZTIME each, one target
 # at a time in its own package (go test -fuzz takes one target). Every
