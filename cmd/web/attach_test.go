@@ -282,6 +282,19 @@ func TestAttachmentVerifyExportImport(t *testing.T) {
 	if a := ada.attachTo(ticket, "two files", upfile{"files", "shot.png", shot}, upfile{"files", "notes.txt", []byte("hello\n")}); a.status != 303 {
 		t.Fatalf("upload: %d\n%.400s", a.status, a.body)
 	}
+	// The /verify page hashes the files too.
+	if a := ada.get("/verify"); !strings.Contains(a.body, "Attached files: 2, each present and its SHA-256 equal") {
+		t.Fatalf("/verify does not tell of the files\n%.3000s", a.body)
+	}
+	var vs struct {
+		Intact bool `json:"intact"`
+		Files  struct {
+			Checked int `json:"checked"`
+		} `json:"files"`
+	}
+	if a := ada.do("GET", "/verify", nil, "Accept", "application/json"); json.Unmarshal([]byte(a.body), &vs) != nil || !vs.Intact || vs.Files.Checked != 2 {
+		t.Fatalf("/verify JSON: %.600s", a.body)
+	}
 	if code := s.stop(); code != 0 {
 		t.Fatalf("server exit %d", code)
 	}
@@ -326,6 +339,15 @@ func TestAttachmentVerifyExportImport(t *testing.T) {
 	if code != exitBroken || !strings.Contains(out, `attachment "shot.png" of ticket #1 (position`) || !strings.Contains(out, "): altered") {
 		t.Fatalf("verify of an altered blob: exit %d\n%s", code, out)
 	}
+	// A server started on it says so on /verify (its first run checks
+	// everything).
+	base, stop := startServerOn(t, s.DB)
+	again := *ada
+	again.base = base
+	if a := again.get("/verify"); !strings.Contains(a.body, `attachment &#34;shot.png&#34; of ticket #1 (position`) || !strings.Contains(a.body, "): altered") {
+		t.Fatalf("/verify of an altered blob does not name it\n%.4000s", a.body)
+	}
+	stop()
 	mustExec(t, db, `DELETE FROM blobs WHERE sha256 = '`+shaOf([]byte("hello\n"))+`'`)
 	code, out, _ = runWeb(t, "verify", "--db", s.DB)
 	if code != exitBroken || !strings.Contains(out, `attachment "notes.txt" of ticket #1 (position`) || !strings.Contains(out, "): missing") {

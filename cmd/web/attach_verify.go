@@ -18,13 +18,18 @@ func attachCheck(ctx context.Context, db *events.DB, rep *web.VerifyReport) (int
 		return 0, nil
 	}
 	n, problems, err := attach.Check(ctx, db.Read)
-	if err != nil || len(problems) == 0 {
+	if err != nil {
 		return n, err
+	}
+	rep.Files = &web.FilesCheck{Checked: n}
+	if len(problems) == 0 {
+		return n, nil
 	}
 	var lines []string
 	for _, p := range problems {
 		lines = append(lines, p.String())
 	}
+	rep.Files.Problems = lines
 	rep.Intact = false
 	rep.Failure = &events.Failure{Position: problems[0].Position, Reason: strings.Join(lines, "; ")}
 	return n, nil

@@ -67,12 +67,21 @@ func (p Problem) String() string {
 // is a problem. Called after the braid check (the events themselves are
 // the braid's business).
 func Check(ctx context.Context, q events.Querier) (checked int, problems []Problem, err error) {
+	return CheckFrom(ctx, q, 0)
+}
+
+// CheckFrom is Check of the attachment_added events at position from and
+// after only (the /verify page's runs between two whole checks).
+func CheckFrom(ctx context.Context, q events.Querier, from int64) (checked int, problems []Problem, err error) {
 	refs, err := Refs(ctx, q)
 	if err != nil {
 		return 0, nil, err
 	}
 	seen := map[string]bool{} // hash → its bytes match
 	for _, r := range refs {
+		if r.Position < from {
+			continue
+		}
 		ok, done := seen[r.SHA256]
 		if !done {
 			var data []byte

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"braid/internal/anchor"
+	"braid/internal/attach"
 	"braid/internal/events"
 	"braid/internal/tlog"
 	"braid/templates"
@@ -56,6 +58,15 @@ type VerifyReport struct {
 	// Deep is the row-by-row check of the projections (`web verify
 	// --deep`).
 	Deep *DeepCheck `json:"deep,omitempty"`
+	// Files is the check of the attached files (the /verify page's runs).
+	Files *FilesCheck `json:"files,omitempty"`
+}
+
+// FilesCheck is the check of the files attached to tickets: how many
+// distinct files were hashed, and each one missing or altered.
+type FilesCheck struct {
+	Checked  int      `json:"checked"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // DeepCheck is what `web verify --deep` found: the projections rebuilt
@@ -214,6 +225,7 @@ type Monitor struct {
 	seen     logState        // what the latest run covered
 	anchored []AnchorCheck   // the anchors' checks, redone when they change
 	tree     tlog.Head       // the tree head the latest run verified
+	files    FilesCheck      // the attached files checked so far (since the latest full run)
 	polled   time.Time       // when Verdict last looked at the log
 	runs     int64
 }
@@ -341,6 +353,14 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 		if m.Tree != nil && rep.Intact {
 			tree = m.treeCheck(tree, &run.Report)
 		}
+		if rep.Intact {
+			err = m.filesCheck(&run, full)
+		}
+	}
+	if err != nil && run.Err == nil {
+		run.Err = err
+		m.log.Error("verify", slog.Any("err", err))
+	} else if err == nil {
 		run.Read = rep.Events - before
 		run.Checked = rep.Head.Position
 		if rep.Failure != nil {
@@ -353,6 +373,9 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 	m.last = &run
 	m.running = nil
 	if err == nil {
+		if run.Report.Files != nil {
+			m.files = *run.Report.Files
+		}
 		m.chk, m.anchored, m.tree = chk, anchored, tree
 		if anchored == nil {
 			m.anchored = []AnchorCheck{}
@@ -369,6 +392,44 @@ func (m *Monitor) run(done chan struct{}, chk *events.Checker, anchored []Anchor
 	if m.OnRun != nil {
 		m.OnRun(run)
 	}
+}
+
+// filesCheck hashes the files attached to tickets: all of them on a full
+// run, those attached since the run before otherwise (a file's bytes are
+// stored once, under their hash, and never rewritten by Braid; what was
+// found wrong stays wrong until a full run looks again). A missing or
+// altered file fails the check, as `web verify` does.
+func (m *Monitor) filesCheck(run *VerifyRun, full bool) error {
+	m.mu.Lock()
+	fc := m.files
+	m.mu.Unlock()
+	if full {
+		fc = FilesCheck{}
+	}
+	fc.Problems = slices.Clone(fc.Problems)
+	n, problems, err := attach.CheckFrom(m.ctx, m.read, run.From)
+	if err != nil {
+		return err
+	}
+	fc.Checked += n
+	for _, p := range problems {
+		fc.Problems = append(fc.Problems, p.String())
+	}
+	run.Report.Files = &fc
+	if len(fc.Problems) > 0 && run.Report.Intact {
+		run.Report.Intact, run.Report.Note = false, ""
+		run.Report.Failure = &events.Failure{Position: firstPosition(problems, run.From), Reason: strings.Join(fc.Problems, "; ")}
+	}
+	return nil
+}
+
+// firstPosition is the position of the first problem found now, or from
+// when the problems were all found by an earlier run.
+func firstPosition(problems []attach.Problem, from int64) int64 {
+	if len(problems) > 0 {
+		return problems[0].Position
+	}
+	return from
 }
 
 // treeCheck checks the tree from the head the run before verified and
@@ -554,6 +615,9 @@ func VerifyPage(env *Env, m *Monitor) echo.HandlerFunc {
 			v.Took = run.Took.Round(10 * time.Microsecond).String()
 			v.At = run.At.UTC().Format(time.RFC3339)
 			v.Ago = ago(time.Since(run.At))
+			if f := r.Files; f != nil {
+				v.Files, v.FilesChecked = f.Checked, true
+			}
 			if t := r.Tree; t != nil && t.OK {
 				v.Tree = &templates.VerifyTree{Size: t.Size, Root: t.Root}
 			}
