@@ -126,6 +126,18 @@ func TestSearchLanguage(t *testing.T) {
 		t.Errorf("snippet of a CJK run: want 東京 marked in it\n%.3000s", page.body)
 	}
 
+	// A snippet shows the text as a reader sees it, without its Markdown;
+	// a word found only in a link's address shows as typed.
+	x.ada.comment(x.tokyo, "## Steps\n1. Open **the zebrafish** page\n2. See [the notes](https://example.com/quokka)")
+	page = ada.get("/tickets?status=all&q=zebrafish")
+	if !strings.Contains(page.body, "Steps Open the <mark>zebrafish</mark> page") || strings.Contains(page.body, "**") {
+		t.Errorf("snippet of a Markdown comment: want it without ## and **\n%.3000s", page.body)
+	}
+	page = ada.get("/tickets?status=all&q=quokka")
+	if !strings.Contains(page.body, "https://example.com/<mark>quokka</mark>") {
+		t.Errorf("snippet of a word in a link's address: want it as typed\n%.3000s", page.body)
+	}
+
 	// JSON carries the snippet.
 	j := ada.do("GET", "/tickets?status=all&q=seriali", nil, "Accept", "application/json")
 	var l struct {

@@ -16,6 +16,7 @@ import (
 	"braid/internal/auth"
 	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/markdown"
 	"braid/internal/tickets"
 )
 
@@ -333,7 +334,7 @@ func (Searcher) Snippets(ctx context.Context, q events.Querier, f tickets.Filter
 		if err := q.QueryRowContext(ctx, `SELECT body, labels FROM search_fts WHERE rowid = ?`, r.ID).Scan(&body, &labels); err != nil {
 			return fmt.Errorf("snippet of %d: %w", r.ID, err)
 		}
-		if s := snippet(terms, body); s != "" {
+		if s := cut(terms, body); s != "" {
 			r.Snippet, r.SnippetIn = markHTML(s), "body"
 			continue
 		}
@@ -352,6 +353,22 @@ func (Searcher) Snippets(ctx context.Context, q events.Querier, f tickets.Filter
 	return nil
 }
 
+// cut is the snippet of a body or a comment: from the text as a reader
+// sees it (markdown.PlainText: no heading marks, stars, fences or table
+// bars), or, when the words are only in what that leaves out (a link's
+// address), from the text as typed. Only a text that holds the words is
+// read as Markdown.
+func cut(terms []Term, text string) string {
+	s := snippet(terms, text)
+	if s == "" {
+		return ""
+	}
+	if p := snippet(terms, markdown.PlainText(text)); p != "" {
+		return p
+	}
+	return s
+}
+
 // commentSnippet finds the first of the ticket's comments holding a term:
 // its author and its snippet.
 func commentSnippet(ctx context.Context, q events.Querier, ticket int64, terms []Term) (string, string, error) {
@@ -365,7 +382,7 @@ func commentSnippet(ctx context.Context, q events.Querier, ticket int64, terms [
 		if err := rows.Scan(&author, &body); err != nil {
 			return "", "", err
 		}
-		if s := snippet(terms, body); s != "" {
+		if s := cut(terms, body); s != "" {
 			return author, s, nil
 		}
 	}
