@@ -146,26 +146,33 @@ func Register(reg *events.Registry) Types {
 
 	p := reg.NewProjection("fields", "project_fields", "ticket_fields")
 	events.On(reg, p, t.Defined, func(ctx context.Context, q events.Querier, e *events.Event, d FieldDefined) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO project_fields (project, name, kind, choices, seq) VALUES (?, ?, ?, ?, ?)`,
-			d.Project, d.Name, d.Kind, choicesJSON(d.Choices), e.Position)
-		return err
+		if _, err := q.ExecContext(ctx, `INSERT INTO project_fields (project, name, kind, choices, seq) VALUES (?, ?, ?, ?, ?)`,
+			d.Project, d.Name, d.Kind, choicesJSON(d.Choices), e.Position); err != nil {
+			return err
+		}
+		return rekey(ctx, q, d.Name)
 	})
 	events.On(reg, p, t.Changed, func(ctx context.Context, q events.Querier, e *events.Event, d FieldChanged) error {
-		_, err := q.ExecContext(ctx, `UPDATE project_fields SET kind = ?, choices = ? WHERE project = ? AND name = ?`,
-			d.Kind, choicesJSON(d.Choices), d.Project, d.Name)
-		return err
+		if _, err := q.ExecContext(ctx, `UPDATE project_fields SET kind = ?, choices = ? WHERE project = ? AND name = ?`,
+			d.Kind, choicesJSON(d.Choices), d.Project, d.Name); err != nil {
+			return err
+		}
+		return rekey(ctx, q, d.Name)
 	})
 	events.On(reg, p, t.Removed, func(ctx context.Context, q events.Querier, e *events.Event, d FieldRemoved) error {
-		_, err := q.ExecContext(ctx, `DELETE FROM project_fields WHERE project = ? AND name = ?`, d.Project, d.Name)
-		return err
+		if _, err := q.ExecContext(ctx, `DELETE FROM project_fields WHERE project = ? AND name = ?`, d.Project, d.Name); err != nil {
+			return err
+		}
+		return rekey(ctx, q, d.Name)
 	})
 	events.On(reg, p, t.Set, func(ctx context.Context, q events.Querier, e *events.Event, d FieldSet) error {
 		if d.Value == "" {
 			_, err := q.ExecContext(ctx, `DELETE FROM ticket_fields WHERE ticket_id = ? AND name = ?`, e.AggregateID, d.Field)
 			return err
 		}
-		_, err := q.ExecContext(ctx, `INSERT INTO ticket_fields (ticket_id, name, value) VALUES (?, ?, ?)
-			ON CONFLICT (ticket_id, name) DO UPDATE SET value = excluded.value`, e.AggregateID, d.Field, d.Value)
+		_, err := q.ExecContext(ctx, `INSERT INTO ticket_fields (ticket_id, name, value, sort_key) VALUES (?, ?, ?,
+			(SELECT `+sortKeySQL("?3")+` FROM project_fields d WHERE d.name = ?2 ORDER BY d.seq LIMIT 1))
+			ON CONFLICT (ticket_id, name) DO UPDATE SET value = excluded.value, sort_key = excluded.sort_key`, e.AggregateID, d.Field, d.Value)
 		return err
 	})
 
@@ -272,6 +279,29 @@ func (f Field) Validate() error {
 		return &errs.Error{Code: errs.Invalid, Message: "Please fix the fields marked below.", Fields: fs}
 	}
 	return nil
+}
+
+// sortKeySQL is the SQL of a value's sort key under the definition d
+// (a project_fields row): the number for a number field, the place of the
+// value among the choices for a one-of field (NULL if it is not one), the
+// text for text and dates. The definition is the oldest of the name, in
+// whichever project, so one order holds across projects. The list sorted
+// by a field reads ticket_fields' index on (name, sort_key) in order
+// (ListClauses).
+func sortKeySQL(value string) string {
+	return `CASE d.kind WHEN '` + Number + `' THEN CAST(` + value + ` AS REAL)
+		WHEN '` + OneOf + `' THEN (SELECT CAST(j.key AS INTEGER) FROM json_each(d.choices) j WHERE j.value = ` + value + `)
+		ELSE ` + value + ` END`
+}
+
+// rekey sets the sort keys of field name's values from the oldest
+// definition of it now (NULL once there is none). Only this projection's
+// own tables are read, so replay and deep verify may rebuild it alone.
+func rekey(ctx context.Context, q events.Querier, name string) error {
+	_, err := q.ExecContext(ctx, `UPDATE ticket_fields SET sort_key = (SELECT `+sortKeySQL("ticket_fields.value")+`
+		FROM project_fields d WHERE d.name = ticket_fields.name ORDER BY d.seq LIMIT 1)
+		WHERE name = ?`, name)
+	return err
 }
 
 // Check validates a value for the field; "" (cleared) is always valid.

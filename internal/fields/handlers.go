@@ -287,7 +287,7 @@ func (h *Handlers) TemplatesOf(ctx context.Context, projects []string) ([]templa
 }
 
 // ListClauses is ListClauses on the read pool (tickets.Handlers.FieldClauses).
-func (h *Handlers) ListClauses(ctx context.Context, eq map[string]string, sortBy string) ([]string, []any, string, []any, error) {
+func (h *Handlers) ListClauses(ctx context.Context, eq map[string]string, sortBy string) ([]string, []any, *tickets.Keyed, error) {
 	return ListClauses(ctx, h.Env.DB.Read, eq, sortBy)
 }
 

@@ -7,11 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"braid/internal/errs"
 	"braid/internal/events"
+	"braid/internal/tickets"
 )
 
 // List lists the fields project defines, in the order they were defined.
@@ -142,7 +141,7 @@ func Templates(ctx context.Context, q events.Querier, project string) ([]Templat
 // ListClauses turns the list page's field.NAME=VALUE parameters and
 // sort=field.NAME into conditions and an order over the list's ticket t.
 // A value is matched only where the ticket's project defines the field.
-func ListClauses(ctx context.Context, q events.Querier, eq map[string]string, sortBy string) (where []string, args []any, order string, orderArgs []any, err error) {
+func ListClauses(ctx context.Context, q events.Querier, eq map[string]string, sortBy string) (where []string, args []any, keyed *tickets.Keyed, err error) {
 	names := make([]string, 0, len(eq))
 	for n := range eq {
 		names = append(names, n)
@@ -156,57 +155,28 @@ func ListClauses(ctx context.Context, q events.Querier, eq map[string]string, so
 		args = append(args, n, eq[n], n)
 	}
 	if sortBy == "" {
-		return where, args, "", nil, nil
+		return where, args, nil, nil
 	}
-	// The field's kind decides the order: numbers by value, one-of by the
-	// order of its choices, text and dates (YYYY-MM-DD) as text. Tickets
-	// without a value (or in a project without the field) come last. The
-	// kind and choices are those of the oldest definition of the name.
-	defs, err := q.QueryContext(ctx, `SELECT project, kind, choices FROM project_fields WHERE name = ? ORDER BY seq`, sortBy)
-	if err != nil {
-		return nil, nil, "", nil, fmt.Errorf("read field: %w", err)
+	var defined bool
+	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM project_fields WHERE name = ?)`, sortBy).Scan(&defined); err != nil {
+		return nil, nil, nil, fmt.Errorf("read field: %w", err)
 	}
-	var kind, choices string
-	var projects []any
-	for defs.Next() {
-		var p, k, c string
-		if err := defs.Scan(&p, &k, &c); err != nil {
-			defs.Close()
-			return nil, nil, "", nil, err
-		}
-		if kind == "" {
-			kind, choices = k, c
-		}
-		projects = append(projects, p)
+	if !defined {
+		return nil, nil, nil, errs.Field("sort", "There is no field called %q to sort by.", sortBy)
 	}
-	defs.Close()
-	if err := defs.Err(); err != nil {
-		return nil, nil, "", nil, err
-	}
-	if kind == "" {
-		return nil, nil, "", nil, errs.Field("sort", "There is no field called %q to sort by.", sortBy)
-	}
-	// One index lookup a ticket: (ticket_id, name) is the primary key;
-	// a ticket of a project without the field has no value.
-	in := strings.TrimSuffix(strings.Repeat("?,", len(projects)), ",")
-	val := `(SELECT v.value FROM ticket_fields v WHERE v.ticket_id = t.id AND v.name = ? AND t.project IN (` + in + `))`
-	orderArgs = append([]any{sortBy}, projects...)
-	switch kind {
-	case Number:
-		order = "COALESCE(CAST(" + val + " AS REAL), 9e999)" // 9e999 is +Inf: last
-	case OneOf:
-		var cs []string
-		if err := json.Unmarshal([]byte(choices), &cs); err != nil {
-			return nil, nil, "", nil, fmt.Errorf("field %s choices: %w", sortBy, err)
-		}
-		order = "CASE " + val
-		for i, c := range cs {
-			order += " WHEN ? THEN " + strconv.Itoa(i)
-			orderArgs = append(orderArgs, c)
-		}
-		order += " ELSE " + strconv.Itoa(len(cs)) + " END"
-	default:
-		order = "COALESCE(" + val + ", char(1114111))" // U+10FFFF: after any value
-	}
-	return where, args, order + ", t.id DESC", orderArgs, nil
+	// Each value's sort key (sortKeySQL) follows the oldest definition of
+	// the name: numbers by value, one-of by the order of its choices, text
+	// and dates (YYYY-MM-DD) as text; the index on (name, sort_key,
+	// ticket_id DESC) gives them in order. Tickets without a key (no
+	// value, a value not among the choices) or in a project without the
+	// field come last, newest first.
+	const hasKey = "k.name = ? AND k.sort_key IS NOT NULL AND EXISTS (SELECT 1 FROM project_fields d WHERE d.project = t.project AND d.name = k.name)"
+	return where, args, &tickets.Keyed{
+		From:     "ticket_fields k JOIN tickets t ON t.id = k.ticket_id",
+		Cond:     hasKey,
+		Args:     []any{sortBy},
+		Order:    "k.sort_key, k.ticket_id DESC",
+		None:     "NOT EXISTS (SELECT 1 FROM ticket_fields k WHERE k.ticket_id = t.id AND " + hasKey + ")",
+		NoneArgs: []any{sortBy},
+	}, nil
 }

@@ -42,7 +42,7 @@ type Handlers struct {
 	Side func(c echo.Context, t Ticket, problem error) (templ.Component, error)
 	// FieldClauses turns the list's field.NAME=VALUE and sort=field.NAME
 	// into SQL (internal/fields.ListClauses); nil ignores them.
-	FieldClauses func(ctx context.Context, eq map[string]string, sortBy string) (where []string, args []any, order string, orderArgs []any, err error)
+	FieldClauses func(ctx context.Context, eq map[string]string, sortBy string) (where []string, args []any, keyed *Keyed, err error)
 	// FieldValues are a ticket's custom field values for its JSON; nil
 	// leaves them out.
 	FieldValues func(ctx context.Context, ticket int64) (map[string]string, error)
@@ -249,7 +249,7 @@ func (h *Handlers) fieldFilter(c echo.Context, f *Filter) error {
 		return nil
 	}
 	var err error
-	f.Where, f.WhereArgs, f.Order, f.OrderArgs, err = h.FieldClauses(c.Request().Context(), f.Fields, f.FieldSort)
+	f.Where, f.WhereArgs, f.Keyed, err = h.FieldClauses(c.Request().Context(), f.Fields, f.FieldSort)
 	return err
 }
 

@@ -42,14 +42,25 @@ type Filter struct {
 	// search.
 	Match *Match `json:"-"`
 	// Fields and FieldSort are the list's field.NAME=VALUE and
-	// sort=field.NAME (internal/fields); Where and Order are their SQL over
-	// the list's ticket t, with arguments, filled by Handlers.FieldClauses.
+	// sort=field.NAME (internal/fields); Where (with WhereArgs) is their
+	// SQL over the list's ticket t and Keyed their order, filled by
+	// Handlers.FieldClauses. Keyed takes the place of Sort.
 	Fields    map[string]string `json:"fields,omitempty"`
 	FieldSort string            `json:"field_sort,omitempty"`
 	Where     []string          `json:"-"`
 	WhereArgs []any             `json:"-"`
-	Order     string            `json:"-"`
-	OrderArgs []any             `json:"-"`
+	Keyed     *Keyed            `json:"-"`
+}
+
+// Keyed is an order read from an index of sort keys rather than computed
+// for every ticket: the tickets t that have a key (From joins the keys k
+// to t, Cond with Args picks them) in Order, which the index gives, then
+// those without one (None on t, with NoneArgs), newest first.
+type Keyed struct {
+	From, Cond, Order string
+	Args              []any
+	None              string
+	NoneArgs          []any
 }
 
 // Match is what a search asks of the list, as SQL. Where (with Args)
@@ -290,19 +301,54 @@ func Query(ctx context.Context, q events.Querier, f Filter) (List, error) {
 		f.Page = l.Pages
 		l.Page, l.Filter.Page = f.Page, f.Page
 	}
-	order := sortOrders[f.Sort]
-	if f.Order != "" { // a custom field's order (internal/fields) takes the place of the list's
-		order, args = f.Order, append(args, f.OrderArgs...)
+	if k := f.Keyed; k != nil {
+		l.Tickets, err = keyedPage(ctx, q, k, where, args, (f.Page-1)*PerPage)
+		return l, err
 	}
+	order := sortOrders[f.Sort]
 	args = append(args, PerPage, (f.Page-1)*PerPage)
-	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
-		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+order+` LIMIT ? OFFSET ?`, args...)
+	rows, err = q.QueryContext(ctx, listSelect+`tickets t WHERE `+strings.Join(where, " AND ")+` ORDER BY `+order+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
 	l.Tickets, err = scanRows(rows, l.Tickets)
 	return l, err
+}
+
+// listSelect reads a Row of ticket t, from the tables that follow it.
+const listSelect = `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
+		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
+		FROM `
+
+// keyedPage reads the page starting at offset of the tickets passing
+// where (with args) in k's order: those with a key first, read from its
+// index in order (a page stops after PerPage rows), then the others. Only
+// a page past the last keyed ticket counts the keyed ones, to know where
+// the others start.
+func keyedPage(ctx context.Context, q events.Querier, k *Keyed, where []string, args []any, offset int) ([]Row, error) {
+	cond := strings.Join(where, " AND ")
+	a := append(append(append([]any{}, k.Args...), args...), PerPage, offset)
+	rows, err := q.QueryContext(ctx, listSelect+k.From+` WHERE `+k.Cond+` AND `+cond+` ORDER BY `+k.Order+` LIMIT ? OFFSET ?`, a...)
+	if err != nil {
+		return nil, fmt.Errorf("list tickets by key: %w", err)
+	}
+	got, err := scanRows(rows, []Row{})
+	if err != nil || len(got) == PerPage {
+		return got, err
+	}
+	keyed := offset + len(got)
+	if len(got) == 0 {
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM `+k.From+` WHERE `+k.Cond+` AND `+cond,
+			append(append([]any{}, k.Args...), args...)...).Scan(&keyed); err != nil {
+			return nil, fmt.Errorf("count tickets by key: %w", err)
+		}
+	}
+	a = append(append(append([]any{}, args...), k.NoneArgs...), PerPage-len(got), max(0, offset-keyed))
+	rows, err = q.QueryContext(ctx, listSelect+`tickets t WHERE `+cond+` AND `+k.None+` ORDER BY t.id DESC LIMIT ? OFFSET ?`, a...)
+	if err != nil {
+		return nil, fmt.Errorf("list tickets without a key: %w", err)
+	}
+	return scanRows(rows, got)
 }
 
 func scanRows(rows *sql.Rows, out []Row) ([]Row, error) {
@@ -380,9 +426,7 @@ func ranked(ctx context.Context, q events.Querier, f Filter, where []string, arg
 		return l, nil
 	}
 	in := strings.TrimSuffix(strings.Repeat("?,", len(page)), ",")
-	rows, err = q.QueryContext(ctx, `SELECT t.id, t.title, t.status, t.assignee, t.author, t.comment_count, t.updated_at,
-		COALESCE((SELECT group_concat(label, ',') FROM (SELECT label FROM ticket_labels WHERE ticket_id = t.id ORDER BY label)), '')
-		FROM tickets t WHERE t.id IN (`+in+`)`, page...)
+	rows, err = q.QueryContext(ctx, listSelect+`tickets t WHERE t.id IN (`+in+`)`, page...)
 	if err != nil {
 		return l, fmt.Errorf("list tickets: %w", err)
 	}
